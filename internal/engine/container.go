@@ -1,0 +1,217 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/image-spec/identity"
+)
+
+// Create pulls the image if needed, creates the container and, when
+// spec.Running, starts its task. Nothing is left behind when it fails.
+func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retErr error) {
+	defer e.locks.lock(spec.Name)()
+	client, ctx, err := e.connect(ctx)
+	if err != nil {
+		return State{}, err
+	}
+	e.log.Info(ctx, "creating container", map[string]any{"container": spec.Name, "image": spec.Image})
+
+	// The lease keeps the new snapshot from garbage collection until the
+	// container record refers to it.
+	ctx, releaseLease, err := client.WithLease(ctx)
+	if err != nil {
+		return State{}, fmt.Errorf("create lease: %w", err)
+	}
+	defer releaseLease(context.WithoutCancel(ctx))
+
+	img, err := e.resolveImage(ctx, client, spec.Image)
+	if err != nil {
+		return State{}, err
+	}
+	proc, err := MergeProcess(spec, img.config)
+	if err != nil {
+		return State{}, err
+	}
+	key, err := e.prepareSnapshot(ctx, client, spec.Name, img)
+	if err != nil {
+		return State{}, err
+	}
+	defer func() {
+		if retErr != nil {
+			e.removeSnapshot(context.WithoutCancel(ctx), client, key)
+		}
+	}()
+	runtimeSpec, err := e.buildRuntimeSpec(ctx, client, spec, proc, key)
+	if err != nil {
+		return State{}, err
+	}
+	rec := record{Spec: spec, ImageDigest: img.digest()}
+	c, err := client.NewContainer(ctx, spec.Name,
+		containerd.WithSnapshotter(e.opts.Snapshotter),
+		containerd.WithSnapshot(key),
+		containerd.WithImageName(img.image.Name()),
+		containerd.WithRuntime(e.opts.Runtime, nil),
+		containerd.WithSpec(runtimeSpec),
+		containerd.WithContainerLabels(spec.Labels),
+		func(_ context.Context, _ *containerd.Client, c *containers.Container) error { return withRecord(c, rec) },
+	)
+	if errdefs.IsAlreadyExists(err) {
+		return State{}, fmt.Errorf("container %q already exists in namespace %q: import it or choose another name", spec.Name, e.opts.Namespace)
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("create container: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := c.Delete(context.WithoutCancel(ctx)); err != nil && !errdefs.IsNotFound(err) {
+				retErr = errors.Join(retErr, fmt.Errorf("clean up container: %w", err))
+			}
+		}
+	}()
+	if spec.Running {
+		if err := e.startTask(ctx, c); err != nil {
+			return State{}, err
+		}
+	}
+	return e.inspect(ctx, c)
+}
+
+// Inspect reads a container back. errors.Is(err, ErrNotFound) when it is gone.
+func (e *Engine) Inspect(ctx context.Context, id string) (State, error) {
+	client, ctx, err := e.connect(ctx)
+	if err != nil {
+		return State{}, err
+	}
+	c, err := loadContainer(ctx, client, id)
+	if err != nil {
+		return State{}, err
+	}
+	return e.inspect(ctx, c)
+}
+
+func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, error) {
+	info, err := c.Info(ctx)
+	if errdefs.IsNotFound(err) {
+		return State{}, fmt.Errorf("%w: %s", ErrNotFound, c.ID())
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("read container %s: %w", c.ID(), err)
+	}
+	rec, _, err := readRecord(info)
+	if err != nil {
+		return State{}, err
+	}
+	st := State{ID: info.ID, Spec: rec.Spec, ImageDigest: rec.ImageDigest}
+	st.Spec.Name = info.ID
+	// The container's image changed outside pouch: report the image it
+	// really runs, so that the difference shows up as drift.
+	if name, err := NormalizeImage(rec.Spec.Image); err != nil || name != info.Image {
+		st.Spec.Image = info.Image
+		st.ImageDigest = ""
+		if img, err := c.Image(ctx); err == nil {
+			st.ImageDigest = img.Target().Digest.String()
+		}
+	}
+	if st.Status, err = taskStatus(ctx, c); err != nil {
+		return State{}, err
+	}
+	st.Spec.Running = st.Status == StatusRunning
+	if s, err := c.Spec(ctx); err == nil && s.Process != nil {
+		st.Process = Process{Args: s.Process.Args, Env: s.Process.Env, WorkingDir: s.Process.Cwd}
+	}
+	return st, nil
+}
+
+// Delete stops and removes the container's task, the container and its
+// snapshot. A container that is already gone is not an error.
+func (e *Engine) Delete(ctx context.Context, id string) error {
+	defer e.locks.lock(id)()
+	client, ctx, err := e.connect(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := loadContainer(ctx, client, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read container %s: %w", id, err)
+	}
+	rec, _, err := readRecord(info)
+	if err != nil {
+		return err
+	}
+	e.log.Info(ctx, "deleting container", map[string]any{"container": id})
+	if err := e.stopTask(ctx, c, stopTimeout(rec.Spec)); err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	if err := os.RemoveAll(filepath.Dir(e.logPath(id))); err != nil {
+		return fmt.Errorf("remove files of container %s: %w", id, err)
+	}
+	return nil
+}
+
+func loadContainer(ctx context.Context, client *containerd.Client, id string) (containerd.Container, error) {
+	c, err := client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load container %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func stopTimeout(spec ContainerSpec) time.Duration {
+	if spec.StopTimeout > 0 {
+		return spec.StopTimeout
+	}
+	return DefaultStopTimeout
+}
+
+// prepareSnapshot prepares a new read-write snapshot on top of img's root
+// filesystem. Call it under a lease.
+func (e *Engine) prepareSnapshot(ctx context.Context, client *containerd.Client, id string, img resolvedImage) (string, error) {
+	diffIDs, err := img.image.RootFS(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read image layers: %w", err)
+	}
+	key := id + "-" + randomSuffix()
+	parent := identity.ChainID(diffIDs).String()
+	if _, err := client.SnapshotService(e.opts.Snapshotter).Prepare(ctx, key, parent); err != nil {
+		return "", fmt.Errorf("prepare snapshot from image %s: %w", img.image.Name(), err)
+	}
+	e.log.Debug(ctx, "snapshot prepared", map[string]any{"container": id, "snapshot": key})
+	return key, nil
+}
+
+// removeSnapshot removes a snapshot, logging rather than failing: it runs on
+// clean-up paths.
+func (e *Engine) removeSnapshot(ctx context.Context, client *containerd.Client, key string) {
+	if err := client.SnapshotService(e.opts.Snapshotter).Remove(ctx, key); err != nil && !errdefs.IsNotFound(err) {
+		e.log.Info(ctx, "could not remove snapshot", map[string]any{"snapshot": key, "error": err.Error()})
+	}
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,176 @@
+// Package engine drives containerd: it creates containers from a
+// ContainerSpec, reads them back as State, upgrades them in place and deletes
+// them. It knows nothing of Terraform.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+)
+
+// Defaults for Options fields left empty.
+const (
+	DefaultAddress     = "/run/containerd/containerd.sock"
+	DefaultNamespace   = "pouch"
+	DefaultSnapshotter = "overlayfs"
+	DefaultRuntime     = "io.containerd.runc.v2"
+	DefaultDataRoot    = "/var/lib/pouch"
+)
+
+// connectTimeout bounds the first contact with containerd, so that an
+// unreachable daemon is reported at once rather than after gRPC's backoff.
+const connectTimeout = 5 * time.Second
+
+var (
+	// ErrNotFound means the container does not exist.
+	ErrNotFound = errors.New("container not found")
+	// ErrUnreachable means containerd did not answer at the configured address.
+	ErrUnreachable = errors.New("containerd is not reachable")
+	// ErrRolledBack wraps the cause of a failed update after the old
+	// container was restored.
+	ErrRolledBack = errors.New("upgrade rolled back")
+)
+
+// Options configure an Engine.
+type Options struct {
+	Address     string // containerd socket path
+	Namespace   string // containerd namespace holding pouch's containers
+	Snapshotter string // snapshotter for container root filesystems
+	Runtime     string // containerd runtime (shim) name
+	DataRoot    string // directory for the engine's own files (logs)
+	Logger      Logger // progress messages; nil discards them
+}
+
+// Logger receives the engine's progress messages. The provider adapts it to
+// tflog; the engine never logs environment values.
+type Logger interface {
+	Debug(ctx context.Context, msg string, fields map[string]any)
+	Info(ctx context.Context, msg string, fields map[string]any)
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Debug(context.Context, string, map[string]any) {}
+func (discardLogger) Info(context.Context, string, map[string]any)  {}
+
+// Engine manages the containers of one containerd namespace.
+type Engine struct {
+	opts Options
+	log  Logger
+
+	mu     sync.Mutex
+	client *containerd.Client
+	locks  keyedMutex
+}
+
+// New returns an Engine for opts. It does no I/O: the connection to
+// containerd is made on first use, so that a provider can be configured
+// before its daemon exists.
+func New(opts Options) *Engine {
+	if opts.Address == "" {
+		opts.Address = DefaultAddress
+	}
+	opts.Address = strings.TrimPrefix(opts.Address, "unix://")
+	if opts.Namespace == "" {
+		opts.Namespace = DefaultNamespace
+	}
+	if opts.Snapshotter == "" {
+		opts.Snapshotter = DefaultSnapshotter
+	}
+	if opts.Runtime == "" {
+		opts.Runtime = DefaultRuntime
+	}
+	if opts.DataRoot == "" {
+		opts.DataRoot = DefaultDataRoot
+	}
+	log := opts.Logger
+	if log == nil {
+		log = discardLogger{}
+	}
+	return &Engine{opts: opts, log: log}
+}
+
+// Options returns the options in effect, defaults filled in.
+func (e *Engine) Options() Options { return e.opts }
+
+// Close releases the connection to containerd, if one was made.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client == nil {
+		return nil
+	}
+	err := e.client.Close()
+	e.client = nil
+	return err
+}
+
+// Ping connects to containerd if needed and checks that it answers.
+func (e *Engine) Ping(ctx context.Context) error {
+	_, _, err := e.connect(ctx)
+	return err
+}
+
+// connect returns a client and a context carrying the engine's namespace.
+func (e *Engine) connect(ctx context.Context) (*containerd.Client, context.Context, error) {
+	ctx = namespaces.WithNamespace(ctx, e.opts.Namespace)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client != nil {
+		return e.client, ctx, nil
+	}
+	addr := e.opts.Address
+	if _, err := os.Stat(addr); err != nil {
+		return nil, ctx, e.unreachable(err)
+	}
+	client, err := containerd.New(addr,
+		containerd.WithDefaultNamespace(e.opts.Namespace),
+		containerd.WithDefaultRuntime(e.opts.Runtime),
+		containerd.WithTimeout(connectTimeout))
+	if err != nil {
+		return nil, ctx, e.unreachable(err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if _, err := client.Version(pingCtx); err != nil {
+		client.Close()
+		return nil, ctx, e.unreachable(err)
+	}
+	e.client = client
+	return client, ctx, nil
+}
+
+func (e *Engine) unreachable(cause error) error {
+	return fmt.Errorf("%w at %s: %v. Start containerd (for example `systemctl start containerd`, "+
+		"or `containerd &` as root) or point the provider's address (CONTAINERD_ADDRESS) at a running daemon",
+		ErrUnreachable, e.opts.Address, cause)
+}
+
+// keyedMutex serialises work on one container ID.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*sync.Mutex{}
+	}
+	m, ok := k.locks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		k.locks[key] = m
+	}
+	k.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}

@@ -1,0 +1,390 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine"
+	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
+	"github.com/pouch/terraform-provider-pouch/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, "engine"))
+}
+
+// newEngine returns an engine on the package's private containerd.
+func newEngine(t *testing.T) (*engine.Engine, *testenv.Env) {
+	t.Helper()
+	env := testenv.Get(t)
+	e := engine.New(engine.Options{
+		Address:   env.Address,
+		Namespace: env.Namespace,
+		DataRoot:  env.DataRoot,
+	})
+	t.Cleanup(func() { _ = e.Close() })
+	return e, env
+}
+
+// versionImage is a long-running image whose /version file holds version.
+func versionImage(repo, version string) imagebuild.Image {
+	return imagebuild.Image{
+		Name:  "docker.io/pouchtest/" + repo + ":" + version,
+		Cmd:   []string{"sleep", "3600"},
+		Env:   []string{"PATH=/bin", "VERSION=" + version},
+		Files: map[string]string{"/version": version},
+	}
+}
+
+func create(t *testing.T, e *engine.Engine, spec engine.ContainerSpec) engine.State {
+	t.Helper()
+	st, err := e.Create(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("create %s: %v", spec.Name, err)
+	}
+	t.Cleanup(func() {
+		if err := e.Delete(context.Background(), spec.Name); err != nil {
+			t.Errorf("delete %s: %v", spec.Name, err)
+		}
+	})
+	return st
+}
+
+func mustExec(t *testing.T, env *testenv.Env, id string, args ...string) string {
+	t.Helper()
+	out, err := env.Exec(t, id, args...)
+	if err != nil {
+		t.Fatalf("exec %v in %s: %v", args, id, err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// snapshotsOf lists the active snapshots that belong to container id.
+func snapshotsOf(t *testing.T, env *testenv.Env, id string) []string {
+	t.Helper()
+	var keys []string
+	for _, k := range env.ActiveSnapshots(t) {
+		if strings.HasPrefix(k, id+"-") {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func containerSnapshot(t *testing.T, env *testenv.Env, id string) string {
+	t.Helper()
+	c, err := env.Client.LoadContainer(env.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(env.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.SnapshotKey
+}
+
+func TestCreateInspectDelete(t *testing.T) {
+	e, env := newEngine(t)
+	digest := env.ImportImage(t, versionImage("basic", "v1"))
+	spec := engine.ContainerSpec{Name: "eng-basic", Image: "pouchtest/basic:v1", Running: true}
+	st := create(t, e, spec)
+
+	if st.ID != "eng-basic" || st.Status != engine.StatusRunning || st.ImageDigest != digest {
+		t.Fatalf("state after create = %+v, want running on %s", st, digest)
+	}
+	if st.Spec.Image != "pouchtest/basic:v1" {
+		t.Fatalf("image read back as %q, want the reference as written", st.Spec.Image)
+	}
+	if got := mustExec(t, env, "eng-basic", "cat", "/version"); got != "v1" {
+		t.Fatalf("/version = %q", got)
+	}
+	if n := len(snapshotsOf(t, env, "eng-basic")); n != 1 {
+		t.Fatalf("%d snapshots for the container, want 1", n)
+	}
+
+	if err := e.Delete(context.Background(), "eng-basic"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Inspect(context.Background(), "eng-basic"); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("inspect after delete: err = %v, want ErrNotFound", err)
+	}
+	if keys := snapshotsOf(t, env, "eng-basic"); len(keys) != 0 {
+		t.Fatalf("snapshots left after delete: %v", keys)
+	}
+	if err := e.Delete(context.Background(), "eng-basic"); err != nil {
+		t.Fatalf("deleting a deleted container: %v", err)
+	}
+}
+
+func TestImageDefaultsApplyUnderUserValues(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, imagebuild.Image{
+		Name:       "docker.io/pouchtest/defaults:v1",
+		Cmd:        []string{"sleep", "3600"},
+		Env:        []string{"PATH=/bin", "FOO=image", "KEEP=1"},
+		WorkingDir: "/srv",
+		User:       "app",
+	})
+	st := create(t, e, engine.ContainerSpec{
+		Name: "eng-defaults", Image: "pouchtest/defaults:v1", Running: true,
+		Env: map[string]string{"FOO": "user", "EXTRA": "x"},
+	})
+	if got := mustExec(t, env, "eng-defaults", "pwd"); got != "/srv" {
+		t.Fatalf("pwd = %q, want the image's /srv", got)
+	}
+	if got := mustExec(t, env, "eng-defaults", "id", "-u"); got != "1000" {
+		t.Fatalf("uid = %q, want the image user's 1000", got)
+	}
+	envOut := mustExec(t, env, "eng-defaults", "env")
+	for _, want := range []string{"FOO=user", "KEEP=1", "EXTRA=x"} {
+		if !strings.Contains(envOut, want) {
+			t.Fatalf("env lacks %s:\n%s", want, envOut)
+		}
+	}
+	// What reads back is what the user asked for, not the image's values.
+	if st.Spec.WorkingDir != "" || st.Spec.User != "" || st.Spec.Command != nil || len(st.Spec.Env) != 2 {
+		t.Fatalf("recorded spec carries image defaults: %+v", st.Spec)
+	}
+}
+
+func TestUpgradeRunningContainer(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("up", "v1"))
+	v2 := env.ImportImage(t, imagebuild.Image{
+		Name:  "docker.io/pouchtest/up:v2",
+		Cmd:   []string{"sleep", "3600"},
+		Env:   []string{"PATH=/bin", "VERSION=v2"}, // v1's OLD-only variables must not linger
+		Files: map[string]string{"/version": "v2"},
+	})
+	spec := engine.ContainerSpec{Name: "eng-up", Image: "pouchtest/up:v1", Running: true, Env: map[string]string{"MODE": "prod"}}
+	create(t, e, spec)
+	oldPID := env.TaskPID(t, "eng-up")
+	oldKey := containerSnapshot(t, env, "eng-up")
+
+	spec.Image = "pouchtest/up:v2"
+	st, err := e.Update(context.Background(), "eng-up", spec)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if st.ID != "eng-up" || st.ImageDigest != v2 || st.Status != engine.StatusRunning {
+		t.Fatalf("state after upgrade = %+v", st)
+	}
+	if got := mustExec(t, env, "eng-up", "cat", "/version"); got != "v2" {
+		t.Fatalf("/version = %q after upgrade", got)
+	}
+	envOut := mustExec(t, env, "eng-up", "env")
+	if !strings.Contains(envOut, "VERSION=v2") || !strings.Contains(envOut, "MODE=prod") {
+		t.Fatalf("env after upgrade:\n%s", envOut)
+	}
+	if env.TaskPID(t, "eng-up") == oldPID {
+		t.Fatal("the task was not restarted")
+	}
+	keys := snapshotsOf(t, env, "eng-up")
+	if len(keys) != 1 || keys[0] == oldKey {
+		t.Fatalf("snapshots after upgrade = %v, want one new snapshot (old was %s)", keys, oldKey)
+	}
+	if leases := env.Leases(t); len(leases) != 0 {
+		t.Fatalf("leases left after upgrade: %v", leases)
+	}
+}
+
+func TestUpgradeStoppedContainerStaysStopped(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("stopped", "v1"))
+	env.ImportImage(t, versionImage("stopped", "v2"))
+	spec := engine.ContainerSpec{Name: "eng-stopped", Image: "pouchtest/stopped:v1", Running: false}
+	create(t, e, spec)
+
+	spec.Image = "pouchtest/stopped:v2"
+	st, err := e.Update(context.Background(), "eng-stopped", spec)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if st.Status == engine.StatusRunning || env.TaskStatus(t, "eng-stopped") == "running" {
+		t.Fatalf("a stopped container was started by the upgrade: %s", st.Status)
+	}
+	if n := len(snapshotsOf(t, env, "eng-stopped")); n != 1 {
+		t.Fatalf("%d snapshots after upgrading a stopped container, want 1", n)
+	}
+
+	spec.Running = true
+	if _, err := e.Update(context.Background(), "eng-stopped", spec); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustExec(t, env, "eng-stopped", "cat", "/version"); got != "v2" {
+		t.Fatalf("/version = %q", got)
+	}
+}
+
+func TestUpgradeToBrokenImageRollsBack(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("broken", "v1"))
+	env.ImportImage(t, imagebuild.Image{
+		Name: "docker.io/pouchtest/broken:v2", NoBusybox: true, Entrypoint: []string{"/bin/missing"},
+	})
+	spec := engine.ContainerSpec{Name: "eng-broken", Image: "pouchtest/broken:v1", Running: true}
+	create(t, e, spec)
+	mustExec(t, env, "eng-broken", "sh", "-c", "echo precious > /data.txt")
+	oldKey := containerSnapshot(t, env, "eng-broken")
+
+	spec.Image = "pouchtest/broken:v2"
+	_, err := e.Update(context.Background(), "eng-broken", spec)
+	if !errors.Is(err, engine.ErrRolledBack) {
+		t.Fatalf("upgrade to a broken image: err = %v, want ErrRolledBack", err)
+	}
+	if !strings.Contains(err.Error(), "/bin/missing") {
+		t.Fatalf("the error does not say why: %v", err)
+	}
+
+	st, err := e.Inspect(context.Background(), "eng-broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != engine.StatusRunning || st.Spec.Image != "pouchtest/broken:v1" {
+		t.Fatalf("after rollback: %+v", st)
+	}
+	if got := mustExec(t, env, "eng-broken", "sh", "-c", "cat /version; echo; cat /data.txt"); got != "v1\nprecious" {
+		t.Fatalf("old rootfs after rollback: %q", got)
+	}
+	if keys := snapshotsOf(t, env, "eng-broken"); len(keys) != 1 || keys[0] != oldKey {
+		t.Fatalf("snapshots after rollback = %v, want only the old %s", keys, oldKey)
+	}
+	if leases := env.Leases(t); len(leases) != 0 {
+		t.Fatalf("leases left after rollback: %v", leases)
+	}
+}
+
+// A failure while staging (here, an image that cannot be pulled) never
+// touches the running task.
+func TestUpgradeFailingToStageKeepsTaskRunning(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("stage", "v1"))
+	spec := engine.ContainerSpec{Name: "eng-stage", Image: "pouchtest/stage:v1", Running: true}
+	create(t, e, spec)
+	pid := env.TaskPID(t, "eng-stage")
+
+	spec.Image = "127.0.0.1:1/pouchtest/absent:v2"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.Update(ctx, "eng-stage", spec); !errors.Is(err, engine.ErrRolledBack) {
+		t.Fatalf("err = %v, want ErrRolledBack", err)
+	}
+	if got := env.TaskPID(t, "eng-stage"); got != pid {
+		t.Fatalf("task pid %d -> %d: a staging failure restarted the task", pid, got)
+	}
+	if n := len(snapshotsOf(t, env, "eng-stage")); n != 1 {
+		t.Fatalf("%d snapshots after a failed stage, want 1", n)
+	}
+}
+
+// The same tag pointing at a new digest is an upgrade, not "no change"
+// (Pouch's B5).
+func TestUpgradeSameTagNewDigest(t *testing.T) {
+	e, env := newEngine(t)
+	img := versionImage("retag", "v1")
+	img.Name = "docker.io/pouchtest/retag:latest"
+	env.ImportImage(t, img)
+	spec := engine.ContainerSpec{Name: "eng-retag", Image: "pouchtest/retag", Running: true}
+	create(t, e, spec)
+
+	img.Files = map[string]string{"/version": "v1.1"}
+	newDigest := env.ImportImage(t, img)
+	st, err := e.Update(context.Background(), "eng-retag", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ImageDigest != newDigest {
+		t.Fatalf("digest %s, want %s", st.ImageDigest, newDigest)
+	}
+	if got := mustExec(t, env, "eng-retag", "cat", "/version"); got != "v1.1" {
+		t.Fatalf("/version = %q", got)
+	}
+}
+
+// A config change that reaches the process restarts the task on the same
+// read-write snapshot: files written in the rootfs survive.
+func TestEnvChangeRestartsOnSameSnapshot(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("envchange", "v1"))
+	spec := engine.ContainerSpec{Name: "eng-env", Image: "pouchtest/envchange:v1", Running: true, Env: map[string]string{"A": "1"}}
+	create(t, e, spec)
+	mustExec(t, env, "eng-env", "sh", "-c", "echo kept > /written.txt")
+	pid, key := env.TaskPID(t, "eng-env"), containerSnapshot(t, env, "eng-env")
+
+	spec.Env = map[string]string{"A": "2"}
+	if _, err := e.Update(context.Background(), "eng-env", spec); err != nil {
+		t.Fatal(err)
+	}
+	if env.TaskPID(t, "eng-env") == pid {
+		t.Fatal("env change did not restart the task")
+	}
+	if containerSnapshot(t, env, "eng-env") != key {
+		t.Fatal("env change replaced the snapshot")
+	}
+	if got := mustExec(t, env, "eng-env", "sh", "-c", "cat /written.txt; echo $A"); got != "kept\n2" {
+		t.Fatalf("after env change: %q", got)
+	}
+}
+
+// A change that does not reach the task (labels) keeps it running untouched.
+func TestLabelChangeKeepsTask(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("labels", "v1"))
+	spec := engine.ContainerSpec{Name: "eng-labels", Image: "pouchtest/labels:v1", Running: true, Labels: map[string]string{"team": "a"}}
+	create(t, e, spec)
+	pid := env.TaskPID(t, "eng-labels")
+
+	spec.Labels = map[string]string{"team": "b"}
+	st, err := e.Update(context.Background(), "eng-labels", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.TaskPID(t, "eng-labels") != pid {
+		t.Fatal("a label change restarted the task")
+	}
+	if st.Spec.Labels["team"] != "b" {
+		t.Fatalf("labels read back %v", st.Spec.Labels)
+	}
+}
+
+// An image whose process exits at once still upgrades: the upgrade does not
+// verify that the process keeps running.
+func TestUpgradeToImageWhoseProcessExits(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("exits", "v1"))
+	env.ImportImage(t, imagebuild.Image{Name: "docker.io/pouchtest/exits:v2", Cmd: []string{"true"}})
+	spec := engine.ContainerSpec{Name: "eng-exits", Image: "pouchtest/exits:v1", Running: true}
+	create(t, e, spec)
+
+	spec.Image = "pouchtest/exits:v2"
+	if _, err := e.Update(context.Background(), "eng-exits", spec); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the v2 process exits", func() bool {
+		return env.TaskStatus(t, "eng-exits") == "stopped"
+	})
+	st, err := e.Inspect(context.Background(), "eng-exits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != engine.StatusStopped || st.Spec.Running {
+		t.Fatalf("state = %+v, want stopped", st)
+	}
+}
+
+func TestUnreachableDaemonFailsFast(t *testing.T) {
+	e := engine.New(engine.Options{Address: "/tmp/pouch-no-such.sock"})
+	start := time.Now()
+	err := e.Ping(context.Background())
+	if !errors.Is(err, engine.ErrUnreachable) || !strings.Contains(err.Error(), "/tmp/pouch-no-such.sock") {
+		t.Fatalf("err = %v, want ErrUnreachable naming the address", err)
+	}
+	if time.Since(start) > 6*time.Second {
+		t.Fatalf("took %s to report an unreachable daemon", time.Since(start))
+	}
+}

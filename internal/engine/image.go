@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+)
+
+// NormalizeImage returns the fully qualified form of an image reference
+// ("busybox" -> "docker.io/library/busybox:latest"), as containerd names
+// images.
+func NormalizeImage(ref string) (string, error) {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return "", fmt.Errorf("invalid image reference %q: %w", ref, err)
+	}
+	return named.String(), nil
+}
+
+// resolvedImage is an image present in the content store and unpacked into
+// the engine's snapshotter.
+type resolvedImage struct {
+	image  containerd.Image
+	config ImageConfig
+}
+
+// resolveImage returns the image named by ref from the local content store,
+// pulling it from its registry when it is missing, and makes sure it is
+// unpacked into the engine's snapshotter.
+func (e *Engine) resolveImage(ctx context.Context, client *containerd.Client, ref string) (resolvedImage, error) {
+	name, err := NormalizeImage(ref)
+	if err != nil {
+		return resolvedImage{}, err
+	}
+	img, err := client.GetImage(ctx, name)
+	switch {
+	case errdefs.IsNotFound(err):
+		e.log.Info(ctx, "pulling image", map[string]any{"image": name})
+		resolver := docker.NewResolver(docker.ResolverOptions{
+			Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
+		})
+		img, err = client.Pull(ctx, name,
+			containerd.WithResolver(resolver),
+			containerd.WithPullUnpack,
+			containerd.WithPullSnapshotter(e.opts.Snapshotter))
+		if err != nil {
+			return resolvedImage{}, fmt.Errorf("pull image %q: %w", name, err)
+		}
+	case err != nil:
+		return resolvedImage{}, fmt.Errorf("look up image %q: %w", name, err)
+	}
+	unpacked, err := img.IsUnpacked(ctx, e.opts.Snapshotter)
+	if err != nil {
+		return resolvedImage{}, fmt.Errorf("check image %q: %w", name, err)
+	}
+	if !unpacked {
+		e.log.Debug(ctx, "unpacking image", map[string]any{"image": name, "snapshotter": e.opts.Snapshotter})
+		if err := img.Unpack(ctx, e.opts.Snapshotter); err != nil {
+			return resolvedImage{}, fmt.Errorf("unpack image %q: %w", name, err)
+		}
+	}
+	spec, err := img.Spec(ctx)
+	if err != nil {
+		return resolvedImage{}, fmt.Errorf("read config of image %q: %w", name, err)
+	}
+	cfg := spec.Config
+	return resolvedImage{image: img, config: ImageConfig{
+		Entrypoint: cfg.Entrypoint,
+		Cmd:        cfg.Cmd,
+		Env:        cfg.Env,
+		WorkingDir: cfg.WorkingDir,
+		User:       cfg.User,
+	}}, nil
+}
+
+// digest is the content digest of the image's target (manifest or index).
+func (r resolvedImage) digest() string { return r.image.Target().Digest.String() }

@@ -1,0 +1,158 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+)
+
+// taskStatus returns the status of the container's task; StatusCreated
+// when it has none.
+func taskStatus(ctx context.Context, c containerd.Container) (Status, error) {
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return StatusCreated, nil
+	}
+	if err != nil {
+		return StatusUnknown, fmt.Errorf("load task of %s: %w", c.ID(), err)
+	}
+	st, err := task.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		return StatusCreated, nil
+	}
+	if err != nil {
+		return StatusUnknown, fmt.Errorf("task status of %s: %w", c.ID(), err)
+	}
+	switch st.Status {
+	case containerd.Running:
+		return StatusRunning, nil
+	case containerd.Stopped:
+		return StatusStopped, nil
+	case containerd.Paused, containerd.Pausing:
+		return StatusPaused, nil
+	case containerd.Created:
+		return StatusCreated, nil
+	}
+	return StatusUnknown, nil
+}
+
+// logPath is where a container's stdout and stderr go.
+func (e *Engine) logPath(id string) string {
+	return filepath.Join(e.opts.DataRoot, "containers", e.opts.Namespace, id, "container.log")
+}
+
+// startTask creates and starts the container's task, its output appended to
+// the container's log file.
+func (e *Engine) startTask(ctx context.Context, c containerd.Container) error {
+	path := e.logPath(c.ID())
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create log directory: %w", err)
+	}
+	task, err := c.NewTask(ctx, cio.LogFile(path))
+	if err != nil {
+		return fmt.Errorf("create task: %w", err)
+	}
+	if err := task.Start(ctx); err != nil {
+		if _, derr := task.Delete(ctx, containerd.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
+			err = errors.Join(err, fmt.Errorf("delete failed task: %w", derr))
+		}
+		return fmt.Errorf("start task: %w", err)
+	}
+	e.log.Debug(ctx, "task started", map[string]any{"container": c.ID(), "pid": task.Pid()})
+	return nil
+}
+
+// stopTask stops the container's task, if any, and deletes it: SIGTERM (or
+// SIGKILL at once when PID 1 does not handle SIGTERM, as a shell or sleep
+// does not), then SIGKILL after timeout. A paused task is resumed first so
+// that it can receive the signal.
+func (e *Engine) stopTask(ctx context.Context, c containerd.Container, timeout time.Duration) error {
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load task: %w", err)
+	}
+	st, err := task.Status(ctx)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("task status: %w", err)
+	}
+	if st.Status == containerd.Paused || st.Status == containerd.Pausing {
+		if err := task.Resume(ctx); err != nil {
+			return fmt.Errorf("resume paused task: %w", err)
+		}
+		st.Status = containerd.Running
+	}
+	if st.Status == containerd.Running {
+		exited, err := task.Wait(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for task: %w", err)
+		}
+		signal := syscall.SIGTERM
+		if timeout <= 0 || !handlesSignal(task.Pid(), syscall.SIGTERM) {
+			signal = syscall.SIGKILL
+		}
+		e.log.Debug(ctx, "stopping task", map[string]any{"container": c.ID(), "signal": signal.String()})
+		if err := task.Kill(ctx, signal); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("signal task: %w", err)
+		}
+		if signal != syscall.SIGKILL {
+			select {
+			case <-exited:
+			case <-time.After(timeout):
+				e.log.Info(ctx, "task did not stop in time, killing it", map[string]any{"container": c.ID(), "timeout": timeout.String()})
+				if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+					return fmt.Errorf("kill task: %w", err)
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete task: %w", err)
+	}
+	return nil
+}
+
+// handlesSignal tells whether process pid has installed a handler for sig.
+// PID 1 of a container ignores signals it does not handle, so sending
+// SIGTERM to it would only wait out the timeout. When /proc cannot be read
+// (a remote daemon), it answers true: the safe, slower path.
+func handlesSignal(pid uint32, sig syscall.Signal) bool {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	scanner := bufio.NewScanner(f)
+	for scanner.Scan() {
+		mask, ok := strings.CutPrefix(scanner.Text(), "SigCgt:")
+		if !ok {
+			continue
+		}
+		bits, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64)
+		if err != nil {
+			return true
+		}
+		return bits&(1<<(uint(sig)-1)) != 0
+	}
+	return true
+}

@@ -1,0 +1,281 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/typeurl/v2"
+)
+
+// Update changes a container in place to match spec, keeping its ID.
+//
+// A change of image runs the upgrade: stage a new read-write snapshot from
+// the new image and the new runtime spec while the old task still runs; stop
+// the task; swap image, snapshot, spec and record in one containerd update;
+// start the task if spec.Running; then remove the old snapshot. A change of
+// the process or network only restarts the task on the same snapshot. Labels
+// and settings that do not reach the task are updated without a restart.
+//
+// When any step fails, the old image, snapshot and spec are restored, the
+// old task is started again if it was running, everything staged is removed,
+// and the error wraps ErrRolledBack.
+func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (State, error) {
+	defer e.locks.lock(id)()
+	client, ctx, err := e.connect(ctx)
+	if err != nil {
+		return State{}, err
+	}
+	c, err := loadContainer(ctx, client, id)
+	if err != nil {
+		return State{}, err
+	}
+	spec.Name = id
+	u := &upgrade{e: e, client: client, c: c, spec: spec}
+	if err := u.run(ctx); err != nil {
+		return State{}, err
+	}
+	return e.inspect(ctx, c)
+}
+
+// upgrade is one Update in progress: what it started from and what it has
+// done so far, so that a rollback undoes exactly that.
+type upgrade struct {
+	e      *Engine
+	client *containerd.Client
+	c      containerd.Container
+	spec   ContainerSpec
+
+	old        containers.Container // the container record before the update
+	wasRunning bool
+
+	img          resolvedImage
+	newKey       string    // the staged snapshot; equals old.SnapshotKey when the rootfs is kept
+	newSpec      *oci.Spec // the staged runtime spec
+	restart      bool      // the task must be recreated for the change to apply
+	releaseLease func(context.Context) error
+
+	stopped, swapped bool
+}
+
+func (u *upgrade) run(ctx context.Context) error {
+	ctx, release, err := u.client.WithLease(ctx)
+	if err != nil {
+		return fmt.Errorf("create lease: %w", err)
+	}
+	u.releaseLease = release
+	defer func() { _ = u.releaseLease(context.WithoutCancel(ctx)) }()
+
+	if err := u.stage(ctx); err != nil {
+		return u.rollback(ctx, "stage", err)
+	}
+	if !u.restart {
+		return u.applyInPlace(ctx)
+	}
+	if err := u.stop(ctx); err != nil {
+		return u.rollback(ctx, "stop", err)
+	}
+	if err := u.swap(ctx); err != nil {
+		return u.rollback(ctx, "swap", err)
+	}
+	if err := u.start(ctx); err != nil {
+		return u.rollback(ctx, "start", err)
+	}
+	u.commit(ctx)
+	return nil
+}
+
+// stage resolves the new image and, while the old task keeps running,
+// prepares everything the new container needs: the snapshot (only for a new
+// image) and the runtime spec. The old snapshot is added to the lease so that
+// garbage collection cannot take it once the swap stops referring to it.
+func (u *upgrade) stage(ctx context.Context) error {
+	var err error
+	if u.old, err = u.c.Info(ctx); err != nil {
+		return fmt.Errorf("read container: %w", err)
+	}
+	oldRec, _, err := readRecord(u.old)
+	if err != nil {
+		return err
+	}
+	status, err := taskStatus(ctx, u.c)
+	if err != nil {
+		return err
+	}
+	u.wasRunning = status == StatusRunning || status == StatusPaused
+
+	if u.img, err = u.e.resolveImage(ctx, u.client, u.spec.Image); err != nil {
+		return err
+	}
+	proc, err := MergeProcess(u.spec, u.img.config)
+	if err != nil {
+		return err
+	}
+	imageChanged := u.img.digest() != oldRec.ImageDigest || u.img.image.Name() != u.old.Image
+	u.newKey = u.old.SnapshotKey
+	if imageChanged {
+		u.e.log.Info(ctx, "upgrade: staging new image", map[string]any{
+			"container": u.spec.Name, "from": u.old.Image, "to": u.img.image.Name(), "digest": u.img.digest()})
+		lease, _ := leases.FromContext(ctx)
+		if err := u.client.LeasesService().AddResource(ctx, leases.Lease{ID: lease}, leases.Resource{
+			ID: u.old.SnapshotKey, Type: "snapshots/" + u.e.opts.Snapshotter,
+		}); err != nil {
+			return fmt.Errorf("protect old snapshot: %w", err)
+		}
+		if u.newKey, err = u.e.prepareSnapshot(ctx, u.client, u.spec.Name, u.img); err != nil {
+			return err
+		}
+	}
+	if u.newSpec, err = u.e.buildRuntimeSpec(ctx, u.client, u.spec, proc, u.newKey); err != nil {
+		return err
+	}
+	sameSpec, err := specEqual(u.old.Spec, u.newSpec)
+	if err != nil {
+		return err
+	}
+	u.restart = imageChanged || !sameSpec
+	return nil
+}
+
+// applyInPlace handles an update that does not reach the task: the record
+// and labels are rewritten and the task is started or stopped as asked.
+func (u *upgrade) applyInPlace(ctx context.Context) error {
+	if err := u.c.Update(ctx, u.withNewRecord); err != nil {
+		return fmt.Errorf("update container %s: %w", u.spec.Name, err)
+	}
+	switch {
+	case u.spec.Running && !u.wasRunning:
+		u.e.log.Info(ctx, "starting stopped container", map[string]any{"container": u.spec.Name})
+		if err := u.e.stopTask(ctx, u.c, 0); err != nil { // delete the exited task
+			return err
+		}
+		return u.e.startTask(ctx, u.c)
+	case !u.spec.Running && u.wasRunning:
+		u.e.log.Info(ctx, "stopping container", map[string]any{"container": u.spec.Name})
+		return u.e.stopTask(ctx, u.c, stopTimeout(u.spec))
+	}
+	return nil
+}
+
+// stop stops the old task with the container's stop timeout and deletes it.
+func (u *upgrade) stop(ctx context.Context) error {
+	u.e.log.Info(ctx, "upgrade: stopping task", map[string]any{"container": u.spec.Name, "running": u.wasRunning})
+	u.stopped = true
+	return u.e.stopTask(ctx, u.c, stopTimeout(oldSpecOf(u.old)))
+}
+
+// swap points the container at the new image, snapshot and spec in one
+// containerd update.
+func (u *upgrade) swap(ctx context.Context) error {
+	u.e.log.Info(ctx, "upgrade: swapping container to the new configuration", map[string]any{
+		"container": u.spec.Name, "snapshot": u.newKey})
+	err := u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
+		spec, err := typeurl.MarshalAny(u.newSpec)
+		if err != nil {
+			return fmt.Errorf("encode runtime spec: %w", err)
+		}
+		c.Image = u.img.image.Name()
+		c.SnapshotKey = u.newKey
+		c.Spec = spec
+		return u.withNewRecord(ctx, nil, c)
+	})
+	if err != nil {
+		return fmt.Errorf("update container: %w", err)
+	}
+	u.swapped = true
+	return nil
+}
+
+// start starts the new task when the container is to run.
+func (u *upgrade) start(ctx context.Context) error {
+	if !u.spec.Running {
+		return nil
+	}
+	u.e.log.Info(ctx, "upgrade: starting task", map[string]any{"container": u.spec.Name})
+	return u.e.startTask(ctx, u.c)
+}
+
+// commit removes the old snapshot once the new container is in place.
+func (u *upgrade) commit(ctx context.Context) {
+	if u.newKey != u.old.SnapshotKey {
+		u.e.removeSnapshot(ctx, u.client, u.old.SnapshotKey)
+	}
+	u.e.log.Info(ctx, "upgrade: done", map[string]any{"container": u.spec.Name, "image": u.img.image.Name()})
+}
+
+// rollback undoes what the update did before it failed in phase, and
+// returns the error to report.
+func (u *upgrade) rollback(ctx context.Context, phase string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	u.e.log.Info(ctx, "upgrade failed, rolling back", map[string]any{"container": u.spec.Name, "phase": phase, "error": cause.Error()})
+	var errs []error
+	if u.swapped {
+		if err := u.e.stopTask(ctx, u.c, 0); err != nil {
+			errs = append(errs, fmt.Errorf("stop new task: %w", err))
+		}
+		err := u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
+			c.Image, c.SnapshotKey, c.Spec, c.Labels = u.old.Image, u.old.SnapshotKey, u.old.Spec, u.old.Labels
+			if rec, ok := u.old.Extensions[recordExtension]; ok && c.Extensions != nil {
+				c.Extensions[recordExtension] = rec
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore container record: %w", err))
+		}
+	}
+	if u.stopped && u.wasRunning && len(errs) == 0 {
+		if err := u.e.stopTask(ctx, u.c, 0); err != nil { // a half-created task
+			errs = append(errs, err)
+		} else if err := u.e.startTask(ctx, u.c); err != nil {
+			errs = append(errs, fmt.Errorf("restart old task: %w", err))
+		}
+	}
+	if u.newKey != "" && u.newKey != u.old.SnapshotKey && len(errs) == 0 {
+		u.e.removeSnapshot(ctx, u.client, u.newKey)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("update of container %s failed during %s: %w; rolling back failed too: %w",
+			u.spec.Name, phase, cause, errors.Join(errs...))
+	}
+	return fmt.Errorf("%w: container %s is back on image %s: %s failed: %w", ErrRolledBack, u.spec.Name, u.old.Image, phase, cause)
+}
+
+// withNewRecord writes the user's spec, the labels and the image digest onto
+// a container record.
+func (u *upgrade) withNewRecord(_ context.Context, _ *containerd.Client, c *containers.Container) error {
+	c.Labels = u.spec.Labels
+	return withRecord(c, record{Spec: u.spec, ImageDigest: u.img.digest()})
+}
+
+// oldSpecOf returns the user's spec recorded on a container record.
+func oldSpecOf(c containers.Container) ContainerSpec {
+	rec, _, _ := readRecord(c)
+	return rec.Spec
+}
+
+// specEqual compares a stored runtime spec with a generated one.
+func specEqual(stored typeurl.Any, generated *oci.Spec) (bool, error) {
+	if stored == nil {
+		return false, nil
+	}
+	var old oci.Spec
+	if err := json.Unmarshal(stored.GetValue(), &old); err != nil {
+		return false, fmt.Errorf("decode stored runtime spec: %w", err)
+	}
+	a, err := json.Marshal(&old)
+	if err != nil {
+		return false, err
+	}
+	b, err := json.Marshal(generated)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(a, b), nil
+}
