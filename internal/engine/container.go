@@ -63,7 +63,9 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 		containerd.WithRuntime(e.opts.Runtime, nil),
 		containerd.WithSpec(runtimeSpec),
 		containerd.WithContainerLabels(spec.Labels),
-		func(_ context.Context, _ *containerd.Client, c *containers.Container) error { return withRecord(c, rec) },
+		func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
+			return withRecord(c, rec)
+		},
 	)
 	if errdefs.IsAlreadyExists(err) {
 		return State{}, fmt.Errorf("container %q already exists in namespace %q: import it or choose another name", spec.Name, e.opts.Namespace)
