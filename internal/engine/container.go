@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -158,7 +157,7 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	e.log.Info(ctx, "deleting container", map[string]any{"container": id})
-	if err := e.stopTask(ctx, c, stopTimeout(rec.Spec)); err != nil {
+	if err := e.stopTask(ctx, c, rec.Spec.StopTimeout); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
 	}
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
@@ -179,13 +178,6 @@ func loadContainer(ctx context.Context, client *containerd.Client, id string) (c
 		return nil, fmt.Errorf("load container %s: %w", id, err)
 	}
 	return c, nil
-}
-
-func stopTimeout(spec ContainerSpec) time.Duration {
-	if spec.StopTimeout > 0 {
-		return spec.StopTimeout
-	}
-	return DefaultStopTimeout
 }
 
 // prepareSnapshot prepares a new read-write snapshot on top of img's root

@@ -34,11 +34,12 @@ type ContainerSpec struct {
 	// Running is the desired task state: true keeps a task running.
 	Running bool `json:"-"`
 	// StopTimeout is how long a stop waits after SIGTERM before SIGKILL.
-	// Zero means DefaultStopTimeout.
+	// Zero kills at once.
 	StopTimeout time.Duration `json:"stop_timeout,omitempty"`
 }
 
-// DefaultStopTimeout is the grace period between SIGTERM and SIGKILL.
+// DefaultStopTimeout is the usual grace period between SIGTERM and SIGKILL,
+// for callers that have no opinion.
 const DefaultStopTimeout = 10 * time.Second
 
 // Status is the state of a container's task.

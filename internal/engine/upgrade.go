@@ -158,7 +158,7 @@ func (u *upgrade) applyInPlace(ctx context.Context) error {
 		return u.e.startTask(ctx, u.c)
 	case !u.spec.Running && u.wasRunning:
 		u.e.log.Info(ctx, "stopping container", map[string]any{"container": u.spec.Name})
-		return u.e.stopTask(ctx, u.c, stopTimeout(u.spec))
+		return u.e.stopTask(ctx, u.c, u.spec.StopTimeout)
 	}
 	return nil
 }
@@ -167,7 +167,7 @@ func (u *upgrade) applyInPlace(ctx context.Context) error {
 func (u *upgrade) stop(ctx context.Context) error {
 	u.e.log.Info(ctx, "upgrade: stopping task", map[string]any{"container": u.spec.Name, "running": u.wasRunning})
 	u.stopped = true
-	return u.e.stopTask(ctx, u.c, stopTimeout(oldSpecOf(u.old)))
+	return u.e.stopTask(ctx, u.c, oldSpecOf(u.old).StopTimeout)
 }
 
 // swap points the container at the new image, snapshot and spec in one

@@ -1,0 +1,431 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine"
+)
+
+var (
+	_ resource.Resource                = (*containerResource)(nil)
+	_ resource.ResourceWithConfigure   = (*containerResource)(nil)
+	_ resource.ResourceWithImportState = (*containerResource)(nil)
+)
+
+// restoreTimeout bounds the read-back of a container after a failed update,
+// which must work even when the update used up its own timeout.
+const restoreTimeout = 30 * time.Second
+
+// Summaries of engine errors.
+const (
+	summaryUnreachable  = "containerd is not reachable"
+	summaryRolledBack   = "Container upgrade failed and was rolled back"
+	summaryUpdateFailed = "Container update failed"
+)
+
+// NewContainerResource returns the pouch_container resource.
+func NewContainerResource() resource.Resource {
+	return &containerResource{}
+}
+
+type containerResource struct {
+	data *providerData
+}
+
+func (r *containerResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_container"
+}
+
+func (r *containerResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = containerSchema(ctx)
+}
+
+func containerSchema(ctx context.Context) schema.Schema {
+	return schema.Schema{
+		Description: "A container on containerd, with a task that runs while `running` is true. " +
+			"Changing `image` upgrades the container in place: it keeps its ID, its root filesystem " +
+			"is swapped onto the new image and the task restarted; if the new image does not start, " +
+			"the old image is restored and the apply fails. Only a change of `name` replaces the container.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				Description: "The container ID in containerd, equal to `name`.",
+				Computed:    true,
+				PlanModifiers: []planmodifier.String{
+					stringplanmodifier.UseStateForUnknown(),
+				},
+			},
+			"name": schema.StringAttribute{
+				Description: "Name of the container, used as its containerd ID and as the import ID. " +
+					"It " + containerNameRule + ". Changing it replaces the container.",
+				Required: true,
+				PlanModifiers: []planmodifier.String{
+					stringplanmodifier.RequiresReplace(),
+				},
+				Validators: []validator.String{
+					stringvalidator.RegexMatches(containerNameRegexp, containerNameRule),
+				},
+			},
+			"image": schema.StringAttribute{
+				Description: "Image reference, e.g. `busybox:1.36` or `registry.example:5000/app@sha256:...`; " +
+					"pulled when not present. Changing it upgrades the container in place (same ID, " +
+					"task restarted on the new image, rolled back to the old image on failure).",
+				Required: true,
+				Validators: []validator.String{
+					imageReference{},
+				},
+			},
+			"image_id": schema.StringAttribute{
+				Description: "Content digest of the image the container runs (its manifest or index). " +
+					"Computed; it changes when `image` changes or the container's image was changed outside Terraform.",
+				Computed: true,
+				PlanModifiers: []planmodifier.String{
+					sameWhileAttributeUnchanged{source: path.Root("image")},
+				},
+			},
+			"entrypoint": schema.ListAttribute{
+				Description: "Overrides the image's ENTRYPOINT. Setting `entrypoint` without `command` " +
+					"drops the image's CMD (Docker's rule). When left out, the value set before is kept " +
+					"(and the image's ENTRYPOINT applies if none was ever set; it is not shown in state); " +
+					"set `[]` to clear it explicitly. A change updates the container in place (task restarted).",
+				ElementType: types.StringType,
+				Optional:    true,
+				Computed:    true,
+				PlanModifiers: []planmodifier.List{
+					listplanmodifier.UseStateForUnknown(),
+					nullWhenUnsetOnCreate{},
+				},
+			},
+			"command": schema.ListAttribute{
+				Description: "Overrides the image's CMD (the arguments of the entrypoint). Setting `command` " +
+					"alone keeps the image's ENTRYPOINT. When left out, the value set before is kept " +
+					"(and the image's CMD applies if none was ever set; it is not shown in state); " +
+					"set `[]` to clear it explicitly. A change updates the container in place (task restarted).",
+				ElementType: types.StringType,
+				Optional:    true,
+				Computed:    true,
+				PlanModifiers: []planmodifier.List{
+					listplanmodifier.UseStateForUnknown(),
+					nullWhenUnsetOnCreate{},
+				},
+			},
+			"env": schema.MapAttribute{
+				Description: "Environment variables added to (or overriding) the image's environment. " +
+					"Only these appear in state; the image's own variables still apply. Keys must be " +
+					"non-empty and must not contain `=`. A change updates the container in place (task restarted).",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators: []validator.Map{
+					mapvalidator.KeysAre(
+						stringvalidator.LengthAtLeast(1),
+						stringvalidator.RegexMatches(regexp.MustCompile(`^[^=]*$`), "must not contain '='"),
+					),
+				},
+			},
+			"labels": schema.MapAttribute{
+				Description: "Labels set on the containerd container. Keys must not start with `" +
+					reservedLabelPrefix + "` (reserved for pouch). A change updates the container in place.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators: []validator.Map{
+					mapvalidator.KeysAre(
+						stringvalidator.LengthAtLeast(1),
+						noPrefix{prefix: reservedLabelPrefix},
+					),
+				},
+			},
+			"working_dir": schema.StringAttribute{
+				Description: "Absolute working directory of the process; when left out the image's " +
+					"WORKDIR applies (not shown in state). A change updates the container in place (task restarted).",
+				Optional: true,
+				Validators: []validator.String{
+					stringvalidator.RegexMatches(regexp.MustCompile(`^/`), "must be an absolute path"),
+				},
+			},
+			"user": schema.StringAttribute{
+				Description: "User (`name`, `uid`, `uid:gid` or `name:group`) the process runs as; when left " +
+					"out the image's USER applies (not shown in state). A change updates the container in " +
+					"place (task restarted).",
+				Optional: true,
+				Validators: []validator.String{
+					stringvalidator.LengthAtLeast(1),
+				},
+			},
+			"network_mode": schema.StringAttribute{
+				Description: "Network namespace of the task: `host` (the host's network, the default) or " +
+					"`none` (loopback only). A change updates the container in place (task restarted).",
+				Optional: true,
+				Computed: true,
+				Default:  stringdefault.StaticString(defaultNetworkMode),
+				Validators: []validator.String{
+					stringvalidator.OneOf(string(engine.NetworkHost), string(engine.NetworkNone)),
+				},
+			},
+			"running": schema.BoolAttribute{
+				Description: "Whether the container's task runs. `false` stops the task and keeps the " +
+					"container. A task that stopped outside Terraform is started again on the next apply. " +
+					"A change updates the container in place.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(defaultRunning),
+			},
+			"stop_timeout": schema.Int64Attribute{
+				Description: "Seconds a stop waits after SIGTERM before sending SIGKILL (default 10; " +
+					"0 kills at once). A change updates the container in place without restarting it.",
+				Optional: true,
+				Computed: true,
+				Default:  int64default.StaticInt64(defaultStopTimeout),
+				Validators: []validator.Int64{
+					int64validator.AtLeast(0),
+				},
+			},
+			"status": schema.StringAttribute{
+				Description: "State of the container's task as last read: `running`, `stopped`, `created`, " +
+					"`paused` or `unknown`. Computed.",
+				Computed: true,
+			},
+			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{
+				Create: true,
+				Update: true,
+				Delete: true,
+			}),
+		},
+	}
+}
+
+// timeoutsAttrTypes are the attribute types of the timeouts object.
+func timeoutsAttrTypes(ctx context.Context) map[string]attr.Type {
+	t, ok := timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}).
+		GetType().(attr.TypeWithAttributeTypes)
+	if !ok {
+		return nil
+	}
+	return t.AttributeTypes()
+}
+
+func (r *containerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return // not configured yet (validation)
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError("Unexpected provider data",
+			fmt.Sprintf("Expected *providerData, got %T. This is a bug in the provider.", req.ProviderData))
+		return
+	}
+	r.data = data
+}
+
+// engine returns the configured engine, or adds an error when there is none.
+func (r *containerResource) engine(diags *diag.Diagnostics) *engine.Engine {
+	if r.data == nil || r.data.engine == nil {
+		diags.AddError("Provider not configured",
+			"The pouch provider's configuration is not known, so containers cannot be changed. "+
+				"This is a bug in the provider or in Terraform.")
+		return nil
+	}
+	return r.data.engine
+}
+
+func (r *containerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan containerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	eng := r.engine(&resp.Diagnostics)
+	timeout, diags := plan.Timeouts.Create(ctx, defaultCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	spec, diags := plan.spec(ctx)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(withEngineLogging(ctx), timeout)
+	defer cancel()
+	tflog.Info(ctx, "creating container", map[string]any{"name": spec.Name, "image": spec.Image})
+
+	st, err := eng.Create(ctx, spec)
+	if err != nil {
+		addEngineError(&resp.Diagnostics, "Container creation failed", err)
+		return
+	}
+	model, diags := containerFromState(ctx, st, plan)
+	resp.Diagnostics.Append(diags...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &model)...)
+	tflog.Info(ctx, "created container", map[string]any{
+		"name": spec.Name, "image_id": st.ImageDigest, "status": string(st.Status),
+	})
+}
+
+func (r *containerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state containerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if r.data == nil || r.data.engine == nil {
+		// Provider configuration unknown at plan time: keep the prior state.
+		tflog.Debug(ctx, "provider not configured; container not refreshed")
+		return
+	}
+	name := state.Name.ValueString()
+	if name == "" {
+		name = state.ID.ValueString()
+	}
+
+	ctx = withEngineLogging(ctx)
+	st, err := r.data.engine.Inspect(ctx, name)
+	if errors.Is(err, engine.ErrNotFound) {
+		tflog.Warn(ctx, "container not found; it was deleted outside Terraform and will be created again",
+			map[string]any{"name": name})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		addEngineError(&resp.Diagnostics, "Reading the container failed", err)
+		return
+	}
+	model, diags := containerFromState(ctx, st, state)
+	resp.Diagnostics.Append(diags...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &model)...)
+}
+
+func (r *containerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, prior containerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	eng := r.engine(&resp.Diagnostics)
+	timeout, diags := plan.Timeouts.Update(ctx, defaultUpdateTimeout)
+	resp.Diagnostics.Append(diags...)
+	spec, diags := plan.spec(ctx)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		// resp.State starts as the plan: record the prior state instead.
+		resp.State.Raw = req.State.Raw.Copy()
+		return
+	}
+
+	reqCtx := withEngineLogging(ctx)
+	ctx, cancel := context.WithTimeout(reqCtx, timeout)
+	defer cancel()
+	name := prior.Name.ValueString()
+	tflog.Info(ctx, "updating container in place", map[string]any{
+		"name": name, "from_image": prior.Image.ValueString(), "to_image": spec.Image,
+	})
+
+	st, err := eng.Update(ctx, name, spec)
+	if err != nil {
+		// The framework would record the plan, with the image that failed:
+		// record what the container is instead.
+		r.restoreState(reqCtx, eng, name, prior, req, resp)
+		summary := summaryUpdateFailed
+		if errors.Is(err, engine.ErrRolledBack) {
+			summary = summaryRolledBack
+		}
+		addEngineError(&resp.Diagnostics, summary, err)
+		return
+	}
+	model, diags := containerFromState(ctx, st, plan)
+	resp.Diagnostics.Append(diags...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &model)...)
+	tflog.Info(ctx, "updated container", map[string]any{
+		"name": name, "image_id": st.ImageDigest, "status": string(st.Status),
+	})
+}
+
+// restoreState writes the container as it is after a failed update into the
+// response state, or the prior state when it cannot be read.
+func (r *containerResource) restoreState(ctx context.Context, eng *engine.Engine, name string,
+	prior containerModel, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+	defer cancel()
+	st, err := eng.Inspect(ctx, name)
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		tflog.Warn(ctx, "container is gone after the failed update", map[string]any{"name": name})
+		resp.State.RemoveResource(ctx)
+		return
+	case err != nil:
+		tflog.Warn(ctx, "cannot read the container after the failed update; keeping the prior state",
+			map[string]any{"name": name, "error": err.Error()})
+		resp.State.Raw = req.State.Raw.Copy()
+		return
+	}
+	model, diags := containerFromState(ctx, st, prior)
+	if diags.HasError() {
+		resp.State.Raw = req.State.Raw.Copy()
+		return
+	}
+	if d := resp.State.Set(ctx, &model); d.HasError() {
+		resp.State.Raw = req.State.Raw.Copy()
+	}
+}
+
+func (r *containerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state containerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	eng := r.engine(&resp.Diagnostics)
+	timeout, diags := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(withEngineLogging(ctx), timeout)
+	defer cancel()
+	name := state.Name.ValueString()
+	tflog.Info(ctx, "deleting container", map[string]any{"name": name})
+	if err := eng.Delete(ctx, name); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		addEngineError(&resp.Diagnostics, "Container deletion failed", err)
+	}
+}
+
+func (r *containerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if !containerNameRegexp.MatchString(req.ID) {
+		resp.Diagnostics.AddError("Invalid import ID",
+			fmt.Sprintf("The import ID is the container's name, which %s; got %q.", containerNameRule, req.ID))
+		return
+	}
+	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+}
+
+// addEngineError adds err as one error diagnostic. An unreachable daemon
+// gets its own summary whatever the operation; err's text already names the
+// address and how to start containerd.
+func addEngineError(diags *diag.Diagnostics, summary string, err error) {
+	if errors.Is(err, engine.ErrUnreachable) {
+		summary = summaryUnreachable
+	}
+	diags.AddError(summary, err.Error())
+}

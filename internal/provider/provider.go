@@ -1,0 +1,170 @@
+// Package provider implements the pouch Terraform provider: the Terraform
+// side (schema, plan, diagnostics, logging) of containers that the engine
+// package runs on containerd.
+package provider
+
+import (
+	"context"
+	"os"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine"
+)
+
+// Environment variables read for provider settings left out of the
+// configuration.
+const (
+	envAddress   = "CONTAINERD_ADDRESS"
+	envNamespace = "CONTAINERD_NAMESPACE"
+)
+
+var _ provider.Provider = (*pouchProvider)(nil)
+
+// New returns a constructor of the pouch provider, as providerserver wants.
+func New(version string) func() provider.Provider {
+	return func() provider.Provider {
+		return &pouchProvider{version: version}
+	}
+}
+
+type pouchProvider struct {
+	version string
+}
+
+// providerModel is the provider configuration.
+type providerModel struct {
+	Address     types.String `tfsdk:"address"`
+	Namespace   types.String `tfsdk:"namespace"`
+	Snapshotter types.String `tfsdk:"snapshotter"`
+	Runtime     types.String `tfsdk:"runtime"`
+	DataRoot    types.String `tfsdk:"data_root"`
+}
+
+// providerData is what Configure hands to resources. engine is nil when the
+// configuration was not known yet (plan time with values computed from other
+// resources): resources then keep their prior state on refresh.
+type providerData struct {
+	engine *engine.Engine
+}
+
+func (p *pouchProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "pouch"
+	resp.Version = p.version
+}
+
+func (p *pouchProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	nonEmpty := []validator.String{stringvalidator.LengthAtLeast(1)}
+	resp.Schema = schema.Schema{
+		Description: "Runs containers on containerd and upgrades them in place: changing a container's " +
+			"image swaps its root filesystem onto the new image while keeping the container ID, " +
+			"and rolls back if the new image does not start.",
+		Attributes: map[string]schema.Attribute{
+			"address": schema.StringAttribute{
+				Description: "Path of the containerd socket, optionally with a `unix://` prefix. Defaults to " +
+					"the `" + envAddress + "` environment variable, else `" + engine.DefaultAddress + "`.",
+				Optional:   true,
+				Validators: nonEmpty,
+			},
+			"namespace": schema.StringAttribute{
+				Description: "containerd namespace holding the provider's containers, images and snapshots. " +
+					"Defaults to the `" + envNamespace + "` environment variable, else `" + engine.DefaultNamespace + "`.",
+				Optional:   true,
+				Validators: nonEmpty,
+			},
+			"snapshotter": schema.StringAttribute{
+				Description: "containerd snapshotter for container root filesystems. Defaults to `" +
+					engine.DefaultSnapshotter + "`.",
+				Optional:   true,
+				Validators: nonEmpty,
+			},
+			"runtime": schema.StringAttribute{
+				Description: "containerd runtime (shim) that runs the tasks. Defaults to `" + engine.DefaultRuntime + "`.",
+				Optional:    true,
+				Validators:  nonEmpty,
+			},
+			"data_root": schema.StringAttribute{
+				Description: "Directory where the provider keeps its own files, such as container logs. " +
+					"Defaults to `" + engine.DefaultDataRoot + "`.",
+				Optional:   true,
+				Validators: nonEmpty,
+			},
+		},
+	}
+}
+
+func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var cfg providerModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	// Values computed from other resources are unknown at plan time. That is
+	// not an error: resources keep their prior state until the values are
+	// known, and apply always runs with a known configuration.
+	for _, v := range []types.String{cfg.Address, cfg.Namespace, cfg.Snapshotter, cfg.Runtime, cfg.DataRoot} {
+		if v.IsUnknown() {
+			tflog.Debug(ctx, "provider configuration not known yet; containers will not be refreshed in this plan")
+			data := &providerData{}
+			resp.ResourceData = data
+			resp.DataSourceData = data
+			return
+		}
+	}
+
+	opts := engine.Options{
+		Address:     stringOr(cfg.Address, os.Getenv(envAddress), engine.DefaultAddress),
+		Namespace:   stringOr(cfg.Namespace, os.Getenv(envNamespace), engine.DefaultNamespace),
+		Snapshotter: stringOr(cfg.Snapshotter, engine.DefaultSnapshotter),
+		Runtime:     stringOr(cfg.Runtime, engine.DefaultRuntime),
+		DataRoot:    stringOr(cfg.DataRoot, engine.DefaultDataRoot),
+		Logger:      engineLogger{},
+	}
+	// engine.New does no I/O: the connection is made on first use, so a
+	// missing daemon is reported by the resource operation that needs it.
+	eng := engine.New(opts)
+	opts = eng.Options()
+	tflog.Debug(ctx, "configured pouch provider", map[string]any{
+		"address":     opts.Address,
+		"namespace":   opts.Namespace,
+		"snapshotter": opts.Snapshotter,
+		"runtime":     opts.Runtime,
+		"data_root":   opts.DataRoot,
+	})
+
+	data := &providerData{engine: eng}
+	resp.ResourceData = data
+	resp.DataSourceData = data
+}
+
+func (p *pouchProvider) Resources(context.Context) []func() resource.Resource {
+	return []func() resource.Resource{
+		NewContainerResource,
+	}
+}
+
+func (p *pouchProvider) DataSources(context.Context) []func() datasource.DataSource {
+	return nil
+}
+
+// stringOr returns v's value when it is set, else the first non-empty
+// fallback.
+func stringOr(v types.String, fallbacks ...string) string {
+	if !v.IsNull() && !v.IsUnknown() && v.ValueString() != "" {
+		return v.ValueString()
+	}
+	for _, f := range fallbacks {
+		if f != "" {
+			return f
+		}
+	}
+	return ""
+}
