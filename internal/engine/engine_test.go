@@ -388,3 +388,74 @@ func TestUnreachableDaemonFailsFast(t *testing.T) {
 		t.Fatalf("took %s to report an unreachable daemon", time.Since(start))
 	}
 }
+
+// A change of cgroup limits alone is applied to the running task: same PID,
+// new limit, and the stored spec keeps it for later restarts.
+func TestResourceChangeResizesLiveTask(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("resize", "v1"))
+	spec := engine.ContainerSpec{Name: "eng-resize", Image: "pouchtest/resize:v1", Running: true,
+		Resources: engine.Resources{MemoryMiB: 64, CPUs: 0.5}}
+	create(t, e, spec)
+	pid := env.TaskPID(t, "eng-resize")
+	limits := func() string { return cgroupLimits(t, env, "eng-resize") }
+	if got := limits(); got != "67108864\n50000" {
+		t.Fatalf("limits at create = %q", got)
+	}
+
+	spec.Resources = engine.Resources{MemoryMiB: 128, CPUs: 1.5}
+	if _, err := e.Update(context.Background(), "eng-resize", spec); err != nil {
+		t.Fatal(err)
+	}
+	if env.TaskPID(t, "eng-resize") != pid {
+		t.Fatal("a resource change restarted the task")
+	}
+	if got := limits(); got != "134217728\n150000" {
+		t.Fatalf("limits after resize = %q", got)
+	}
+
+	// The new limits are in the stored spec: a restart keeps them.
+	spec.Running = false
+	if _, err := e.Update(context.Background(), "eng-resize", spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Running = true
+	if _, err := e.Update(context.Background(), "eng-resize", spec); err != nil {
+		t.Fatal(err)
+	}
+	if got := limits(); got != "134217728\n150000" {
+		t.Fatalf("limits after restart = %q", got)
+	}
+
+	// Lifting a limit is applied live too.
+	spec.Resources = engine.Resources{}
+	if _, err := e.Update(context.Background(), "eng-resize", spec); err != nil {
+		t.Fatal(err)
+	}
+	if got := limits(); !strings.HasSuffix(got, "\n-1") {
+		t.Fatalf("cpu quota not lifted: %q", got)
+	}
+}
+
+// cgroupLimits reads the memory limit and CFS quota of a container's cgroup
+// (cgroup v1, as on this machine) from the host.
+func cgroupLimits(t *testing.T, env *testenv.Env, id string) string {
+	t.Helper()
+	c, err := env.Client.LoadContainer(env.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Spec(env.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("read cgroup: %v", err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	cg := s.Linux.CgroupsPath
+	return read("/sys/fs/cgroup/memory"+cg+"/memory.limit_in_bytes") + "\n" + read("/sys/fs/cgroup/cpu"+cg+"/cpu.cfs_quota_us")
+}

@@ -18,9 +18,10 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 		oci.WithProcessArgs(proc.Args...),
 		oci.WithEnv(proc.Env),
 		oci.WithProcessCwd(proc.WorkingDir),
-		oci.WithHostname(spec.Name),
+		oci.WithHostname(firstNonEmpty(spec.Hostname, spec.Name)),
 		oci.WithNoNewPrivileges,
 	}
+	opts = append(opts, resourceOpts(spec.Resources)...)
 	if proc.User != "" {
 		opts = append(opts, oci.WithUser(proc.User), oci.WithAdditionalGIDs(proc.User))
 	}
@@ -42,4 +43,67 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 		return nil, fmt.Errorf("build runtime spec: %w", err)
 	}
 	return s, nil
+}
+
+// cfsPeriod is the CFS period (µs) that a CPU quota is expressed in.
+const cfsPeriod = 100000
+
+// resourceOpts turns Resources into spec options; unset limits add nothing.
+func resourceOpts(r Resources) []oci.SpecOpts {
+	var opts []oci.SpecOpts
+	if r.MemoryMiB > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(r.MemoryMiB)<<20))
+	}
+	if r.MemorySwapMiB > 0 {
+		opts = append(opts, oci.WithMemorySwap(r.MemorySwapMiB<<20))
+	} else if r.MemorySwapMiB < 0 {
+		opts = append(opts, oci.WithMemorySwap(-1))
+	}
+	if r.CPUs > 0 {
+		opts = append(opts, oci.WithCPUCFS(int64(r.CPUs*cfsPeriod), cfsPeriod))
+	}
+	if r.CPUShares > 0 {
+		opts = append(opts, oci.WithCPUShares(uint64(r.CPUShares)))
+	}
+	if r.PidsLimit > 0 {
+		opts = append(opts, oci.WithPidsLimit(r.PidsLimit))
+	}
+	return opts
+}
+
+// liveResources is the cgroup update that takes a running task to r. A
+// limit that r no longer sets is lifted explicitly: an update leaves alone
+// what it does not name.
+func liveResources(r Resources) *specs.LinuxResources {
+	unlimited := int64(-1)
+	memory := unlimited
+	if r.MemoryMiB > 0 {
+		memory = r.MemoryMiB << 20
+	}
+	quota := unlimited
+	if r.CPUs > 0 {
+		quota = int64(r.CPUs * cfsPeriod)
+	}
+	period := uint64(cfsPeriod)
+	shares := uint64(1024)
+	if r.CPUShares > 0 {
+		shares = uint64(r.CPUShares)
+	}
+	pids := unlimited
+	if r.PidsLimit > 0 {
+		pids = r.PidsLimit
+	}
+	res := &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: &memory},
+		CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares},
+		Pids:   &specs.LinuxPids{Limit: &pids},
+	}
+	if r.MemorySwapMiB != 0 {
+		swap := unlimited
+		if r.MemorySwapMiB > 0 {
+			swap = r.MemorySwapMiB << 20
+		}
+		res.Memory.Swap = &swap
+	}
+	return res
 }

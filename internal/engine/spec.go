@@ -30,12 +30,33 @@ type ContainerSpec struct {
 	WorkingDir string            `json:"working_dir,omitempty"`
 	User       string            `json:"user,omitempty"`
 
+	// Hostname is the task's host name; empty means the container's name.
+	Hostname    string      `json:"hostname,omitempty"`
 	NetworkMode NetworkMode `json:"network_mode,omitempty"`
+	// Resources are the task's cgroup limits. A change to them alone is
+	// applied to the running task in place.
+	Resources Resources `json:"resources"`
 	// Running is the desired task state: true keeps a task running.
 	Running bool `json:"-"`
 	// StopTimeout is how long a stop waits after SIGTERM before SIGKILL.
 	// Zero kills at once.
 	StopTimeout time.Duration `json:"stop_timeout,omitempty"`
+}
+
+// Resources are cgroup limits; a zero field means no limit (or the
+// runtime's default).
+type Resources struct {
+	// MemoryMiB is the memory limit in MiB.
+	MemoryMiB int64 `json:"memory_mib,omitempty"`
+	// MemorySwapMiB is the limit of memory plus swap in MiB; -1 is unlimited
+	// swap. It needs MemoryMiB.
+	MemorySwapMiB int64 `json:"memory_swap_mib,omitempty"`
+	// CPUs is a CFS quota in CPUs, e.g. 0.5.
+	CPUs float64 `json:"cpus,omitempty"`
+	// CPUShares is the relative CPU weight (cgroup cpu.shares).
+	CPUShares int64 `json:"cpu_shares,omitempty"`
+	// PidsLimit caps the number of processes.
+	PidsLimit int64 `json:"pids_limit,omitempty"`
 }
 
 // DefaultStopTimeout is the usual grace period between SIGTERM and SIGKILL,

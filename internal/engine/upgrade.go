@@ -53,12 +53,14 @@ type upgrade struct {
 	spec   ContainerSpec
 
 	old        containers.Container // the container record before the update
+	oldRec     record
 	wasRunning bool
 
 	img          resolvedImage
 	newKey       string    // the staged snapshot; equals old.SnapshotKey when the rootfs is kept
 	newSpec      *oci.Spec // the staged runtime spec
 	restart      bool      // the task must be recreated for the change to apply
+	resize       bool      // only the cgroup limits change: applied to the live task
 	releaseLease func(context.Context) error
 
 	stopped, swapped bool
@@ -100,10 +102,10 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if u.old, err = u.c.Info(ctx); err != nil {
 		return fmt.Errorf("read container: %w", err)
 	}
-	oldRec, _, err := readRecord(u.old)
-	if err != nil {
+	if u.oldRec, _, err = readRecord(u.old); err != nil {
 		return err
 	}
+	oldRec := u.oldRec
 	status, err := taskStatus(ctx, u.c)
 	if err != nil {
 		return err
@@ -135,18 +137,36 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if u.newSpec, err = u.e.buildRuntimeSpec(ctx, u.client, u.spec, proc, u.newKey); err != nil {
 		return err
 	}
-	sameSpec, err := specEqual(u.old.Spec, u.newSpec)
+	diff, err := compareSpecs(u.old.Spec, u.newSpec)
 	if err != nil {
 		return err
 	}
-	u.restart = imageChanged || !sameSpec
+	u.restart = imageChanged || diff == specDiffers
+	u.resize = diff == resourcesDiffer
 	return nil
 }
 
-// applyInPlace handles an update that does not reach the task: the record
-// and labels are rewritten and the task is started or stopped as asked.
+// applyInPlace handles an update that does not need a new task: new cgroup
+// limits are applied to the running task, the spec, record and labels are
+// rewritten, and the task is started or stopped as asked.
 func (u *upgrade) applyInPlace(ctx context.Context) error {
-	if err := u.c.Update(ctx, u.withNewRecord); err != nil {
+	if u.resize && u.wasRunning {
+		if err := u.resizeTask(ctx, u.spec.Resources); err != nil {
+			if rerr := u.resizeTask(context.WithoutCancel(ctx), u.oldRec.Spec.Resources); rerr != nil {
+				return fmt.Errorf("resize container %s: %w; restoring the old limits failed too: %w", u.spec.Name, err, rerr)
+			}
+			return fmt.Errorf("%w: container %s keeps its old limits: resize failed: %w", ErrRolledBack, u.spec.Name, err)
+		}
+	}
+	err := u.c.Update(ctx, func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
+		spec, err := typeurl.MarshalAny(u.newSpec)
+		if err != nil {
+			return fmt.Errorf("encode runtime spec: %w", err)
+		}
+		c.Spec = spec
+		return u.withNewRecord(ctx, client, c)
+	})
+	if err != nil {
 		return fmt.Errorf("update container %s: %w", u.spec.Name, err)
 	}
 	switch {
@@ -161,6 +181,16 @@ func (u *upgrade) applyInPlace(ctx context.Context) error {
 		return u.e.stopTask(ctx, u.c, u.spec.StopTimeout)
 	}
 	return nil
+}
+
+// resizeTask applies cgroup limits to the running task, in place.
+func (u *upgrade) resizeTask(ctx context.Context, r Resources) error {
+	task, err := u.c.Task(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("load task: %w", err)
+	}
+	u.e.log.Info(ctx, "resizing running task", map[string]any{"container": u.spec.Name})
+	return task.Update(ctx, containerd.WithResources(liveResources(r)))
 }
 
 // stop stops the old task with the container's stop timeout and deletes it.
@@ -260,22 +290,39 @@ func oldSpecOf(c containers.Container) ContainerSpec {
 	return rec.Spec
 }
 
-// specEqual compares a stored runtime spec with a generated one.
-func specEqual(stored typeurl.Any, generated *oci.Spec) (bool, error) {
+// specDiff says how a generated runtime spec differs from a stored one.
+type specDiff int
+
+const (
+	specsEqual      specDiff = iota
+	resourcesDiffer          // only the cgroup limits differ
+	specDiffers              // the task must be recreated
+)
+
+// compareSpecs compares a stored runtime spec with a generated one.
+func compareSpecs(stored typeurl.Any, generated *oci.Spec) (specDiff, error) {
 	if stored == nil {
-		return false, nil
+		return specDiffers, nil
 	}
 	var old oci.Spec
 	if err := json.Unmarshal(stored.GetValue(), &old); err != nil {
-		return false, fmt.Errorf("decode stored runtime spec: %w", err)
+		return specDiffers, fmt.Errorf("decode stored runtime spec: %w", err)
 	}
-	a, err := json.Marshal(&old)
-	if err != nil {
-		return false, err
+	equal := func(a, b *oci.Spec) bool {
+		ja, errA := json.Marshal(a)
+		jb, errB := json.Marshal(b)
+		return errA == nil && errB == nil && bytes.Equal(ja, jb)
 	}
-	b, err := json.Marshal(generated)
-	if err != nil {
-		return false, err
+	if equal(&old, generated) {
+		return specsEqual, nil
 	}
-	return bytes.Equal(a, b), nil
+	if old.Linux != nil && generated.Linux != nil {
+		oldLinux := *old.Linux
+		oldLinux.Resources = generated.Linux.Resources
+		old.Linux = &oldLinux
+		if equal(&old, generated) {
+			return resourcesDiffer, nil
+		}
+	}
+	return specDiffers, nil
 }
