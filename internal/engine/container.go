@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -15,15 +14,23 @@ import (
 	"github.com/opencontainers/image-spec/identity"
 )
 
-// Create pulls the image if needed, creates the container and, when
-// spec.Running, starts its task. Nothing is left behind when it fails.
+// Create pulls the image if needed, creates the container with its network
+// namespace, network address and image volumes and, when spec.Running,
+// starts its task. Nothing is left behind when it fails.
 func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retErr error) {
+	if err := validateSpec(spec); err != nil {
+		return State{}, err
+	}
 	defer e.locks.lock(spec.Name)()
 	client, ctx, err := e.connect(ctx)
 	if err != nil {
 		return State{}, err
 	}
 	e.log.Info(ctx, "creating container", map[string]any{"container": spec.Name, "image": spec.Image})
+	if _, err := client.LoadContainer(ctx, spec.Name); err == nil {
+		return State{}, fmt.Errorf("container %q already exists in namespace %q: import it or choose another name", spec.Name, e.opts.Namespace)
+	}
+	cleanup := context.WithoutCancel(ctx)
 
 	// The lease keeps the new snapshot from garbage collection until the
 	// container record refers to it.
@@ -31,7 +38,7 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 	if err != nil {
 		return State{}, fmt.Errorf("create lease: %w", err)
 	}
-	defer releaseLease(context.WithoutCancel(ctx))
+	defer releaseLease(cleanup)
 
 	img, err := e.resolveImage(ctx, client, spec.Image)
 	if err != nil {
@@ -47,14 +54,42 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 	}
 	defer func() {
 		if retErr != nil {
-			e.removeSnapshot(context.WithoutCancel(ctx), client, key)
+			e.removeSnapshot(cleanup, client, key)
 		}
 	}()
-	runtimeSpec, err := e.buildRuntimeSpec(ctx, client, spec, proc, key)
+	imageVolumes, _, err := e.ensureImageVolumes(ctx, client, spec, img, key, nil)
 	if err != nil {
 		return State{}, err
 	}
-	rec := record{Spec: spec, ImageDigest: img.digest()}
+	defer func() {
+		if retErr != nil {
+			_ = e.host.RemoveAll(e.anonymousVolumesDir(spec.Name))
+		}
+	}()
+	mounts, err := e.runtimeMounts(spec, imageVolumes)
+	if err != nil {
+		return State{}, err
+	}
+	network, err := e.planNetwork(spec, networkState{})
+	if err != nil {
+		return State{}, err
+	}
+	defer func() {
+		if retErr != nil {
+			if err := e.releaseNetwork(cleanup, spec.Name, network); err != nil {
+				retErr = errors.Join(retErr, fmt.Errorf("clean up network: %w", err))
+			}
+		}
+	}()
+	if network, err = e.applyNetwork(ctx, spec.Name, networkState{}, network); err != nil {
+		return State{}, err
+	}
+	runtimeSpec, err := e.buildRuntimeSpec(ctx, client, runtimeInputs{
+		spec: spec, proc: proc, snapshotKey: key, netnsPath: network.NetNS, mounts: mounts})
+	if err != nil {
+		return State{}, err
+	}
+	rec := record{Spec: spec, ImageDigest: img.digest(), Network: network, ImageVolumes: imageVolumes}
 	c, err := client.NewContainer(ctx, spec.Name,
 		containerd.WithSnapshotter(e.opts.Snapshotter),
 		containerd.WithSnapshot(key),
@@ -66,21 +101,18 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 			return withRecord(c, rec)
 		},
 	)
-	if errdefs.IsAlreadyExists(err) {
-		return State{}, fmt.Errorf("container %q already exists in namespace %q: import it or choose another name", spec.Name, e.opts.Namespace)
-	}
 	if err != nil {
 		return State{}, fmt.Errorf("create container: %w", err)
 	}
 	defer func() {
 		if retErr != nil {
-			if err := c.Delete(context.WithoutCancel(ctx)); err != nil && !errdefs.IsNotFound(err) {
+			if err := c.Delete(cleanup); err != nil && !errdefs.IsNotFound(err) {
 				retErr = errors.Join(retErr, fmt.Errorf("clean up container: %w", err))
 			}
 		}
 	}()
 	if spec.Running {
-		if err := e.startTask(ctx, c); err != nil {
+		if err := e.startTask(ctx, c, spec); err != nil {
 			return State{}, err
 		}
 	}
@@ -108,11 +140,12 @@ func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, er
 	if err != nil {
 		return State{}, fmt.Errorf("read container %s: %w", c.ID(), err)
 	}
-	rec, _, err := readRecord(info)
+	rec, err := e.recordOf(ctx, c, info)
 	if err != nil {
 		return State{}, err
 	}
-	st := State{ID: info.ID, Spec: rec.Spec, ImageDigest: rec.ImageDigest}
+	st := State{ID: info.ID, Spec: rec.Spec, ImageDigest: rec.ImageDigest,
+		IPAddress: rec.Network.IP, MACAddress: rec.Network.MAC, LogPath: e.logPath(info.ID), ImageVolumes: rec.ImageVolumes}
 	st.Spec.Name = info.ID
 	// The container's image changed outside pouch: report the image it
 	// really runs, so that the difference shows up as drift.
@@ -133,8 +166,10 @@ func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, er
 	return st, nil
 }
 
-// Delete stops and removes the container's task, the container and its
-// snapshot. A container that is already gone is not an error.
+// Delete stops and removes the container's task, the container, its
+// snapshot, its network namespace and address, its log and (unless it asked
+// to keep them) its image volumes. Named volumes and bind sources are left
+// alone. A container that is already gone is not an error.
 func (e *Engine) Delete(ctx context.Context, id string) error {
 	defer e.locks.lock(id)()
 	client, ctx, err := e.connect(ctx)
@@ -152,18 +187,29 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("read container %s: %w", id, err)
 	}
-	rec, _, err := readRecord(info)
+	rec, err := e.recordOf(ctx, c, info)
 	if err != nil {
 		return err
 	}
 	e.log.Info(ctx, "deleting container", map[string]any{"container": id})
-	if err := e.stopTask(ctx, c, rec.Spec.StopTimeout); err != nil {
+	if err := e.unsuperviseTask(ctx, c); err != nil {
+		return err
+	}
+	if err := e.stopTask(ctx, c, rec.Spec); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if err := e.releaseNetwork(ctx, id, rec.Network); err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
 	}
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
-	if err := os.RemoveAll(filepath.Dir(e.logPath(id))); err != nil {
+	if !rec.Spec.KeepImageVolumes {
+		if err := e.host.RemoveAll(e.anonymousVolumesDir(id)); err != nil {
+			return fmt.Errorf("remove image volumes of container %s: %w", id, err)
+		}
+	}
+	if err := e.host.RemoveAll(filepath.Dir(e.logPath(id))); err != nil {
 		return fmt.Errorf("remove files of container %s: %w", id, err)
 	}
 	return nil

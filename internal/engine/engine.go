@@ -8,12 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine/host"
 )
 
 // Defaults for Options fields left empty.
@@ -37,6 +41,11 @@ var (
 	// ErrRolledBack wraps the cause of a failed update after the old
 	// container was restored.
 	ErrRolledBack = errors.New("upgrade rolled back")
+	// ErrVolumeInUse means a volume cannot be deleted: a container mounts it.
+	ErrVolumeInUse = errors.New("volume is in use")
+	// ErrInvalidSpec means the spec cannot be run as given; the message
+	// names the field and the fix.
+	ErrInvalidSpec = errors.New("invalid container spec")
 )
 
 // Options configure an Engine.
@@ -45,8 +54,22 @@ type Options struct {
 	Namespace   string // containerd namespace holding pouch's containers
 	Snapshotter string // snapshotter for container root filesystems
 	Runtime     string // containerd runtime (shim) name
-	DataRoot    string // directory for the engine's own files (logs)
+	DataRoot    string // directory for the engine's own files (logs, volumes, network state)
+	Network     NetworkOptions
 	Logger      Logger // progress messages; nil discards them
+	// Host does the work on the containerd host besides the containerd
+	// API; nil means this machine (host.Local).
+	Host Host
+}
+
+// NetworkOptions configure the bridge network that containers in bridge
+// mode join.
+type NetworkOptions struct {
+	Bridge string // bridge device; default "pouch0"
+	Subnet string // IPv4 subnet of the bridge; default "10.88.0.0/16"
+	// ConfFile is an existing CNI network list (.conflist) to use instead of
+	// the network pouch writes for itself.
+	ConfFile string
 }
 
 // Logger receives the engine's progress messages. The provider adapts it to
@@ -66,10 +89,15 @@ type Engine struct {
 	opts Options
 	log  Logger
 
+	host Host
+
 	mu     sync.Mutex
 	client *containerd.Client
 	locks  keyedMutex
 }
+
+// nameRegexp is what container and volume names must match.
+var nameRegexp = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // New returns an Engine for opts. It does no I/O: the connection to
 // containerd is made on first use, so that a provider can be configured
@@ -95,7 +123,19 @@ func New(opts Options) *Engine {
 	if log == nil {
 		log = discardLogger{}
 	}
-	return &Engine{opts: opts, log: log}
+	h := opts.Host
+	if h == nil {
+		h = &host.Local{
+			NetNSDir: filepath.Join(opts.DataRoot, "netns", opts.Namespace),
+			Network: host.NetworkConfig{
+				Bridge:   opts.Network.Bridge,
+				Subnet:   opts.Network.Subnet,
+				ConfFile: opts.Network.ConfFile,
+				StateDir: filepath.Join(opts.DataRoot, "network"),
+			},
+		}
+	}
+	return &Engine{opts: opts, log: log, host: h}
 }
 
 // Options returns the options in effect, defaults filled in.

@@ -25,6 +25,7 @@ func newEngine(t *testing.T) (*engine.Engine, *testenv.Env) {
 		Address:   env.Address,
 		Namespace: env.Namespace,
 		DataRoot:  env.DataRoot,
+		Network:   engine.NetworkOptions{Bridge: env.Bridge, Subnet: env.Subnet},
 	})
 	t.Cleanup(func() { _ = e.Close() })
 	return e, env

@@ -3,11 +3,13 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // NormalizeImage returns the fully qualified form of an image reference
@@ -67,15 +69,24 @@ func (e *Engine) resolveImage(ctx context.Context, client *containerd.Client, re
 	if err != nil {
 		return resolvedImage{}, fmt.Errorf("read config of image %q: %w", name, err)
 	}
-	cfg := spec.Config
-	return resolvedImage{image: img, config: ImageConfig{
+	return resolvedImage{image: img, config: imageConfigOf(spec.Config)}, nil
+}
+
+// digest is the content digest of the image's target (manifest or index).
+func (r resolvedImage) digest() string { return r.image.Target().Digest.String() }
+
+func imageConfigOf(cfg ocispec.ImageConfig) ImageConfig {
+	volumes := make([]string, 0, len(cfg.Volumes))
+	for v := range cfg.Volumes {
+		volumes = append(volumes, v)
+	}
+	sort.Strings(volumes)
+	return ImageConfig{
 		Entrypoint: cfg.Entrypoint,
 		Cmd:        cfg.Cmd,
 		Env:        cfg.Env,
 		WorkingDir: cfg.WorkingDir,
 		User:       cfg.User,
-	}}, nil
+		Volumes:    volumes,
+	}
 }
-
-// digest is the content digest of the image's target (manifest or index).
-func (r resolvedImage) digest() string { return r.image.Target().Digest.String() }

@@ -14,6 +14,8 @@ type ImageConfig struct {
 	Env        []string
 	WorkingDir string
 	User       string
+	// Volumes are the paths the image declares as VOLUMEs, sorted.
+	Volumes []string
 }
 
 // errNoCommand is returned when neither the image nor the user gives the

@@ -15,8 +15,10 @@ const recordExtension = "io.pouch.record"
 // asked for (kept apart from what the image provided, so that image defaults
 // never read back as user settings) and which image digest the container runs.
 type record struct {
-	Spec        ContainerSpec `json:"spec"`
-	ImageDigest string        `json:"image_digest"`
+	Spec         ContainerSpec `json:"spec"`
+	ImageDigest  string        `json:"image_digest"`
+	Network      networkState  `json:"network"`
+	ImageVolumes []ImageVolume `json:"image_volumes,omitempty"`
 }
 
 func init() {

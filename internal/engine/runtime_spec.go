@@ -3,46 +3,111 @@ package engine
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// buildRuntimeSpec generates the OCI runtime spec of a container whose root
-// filesystem is the snapshot snapshotKey. The user and group are looked up in
-// that snapshot's /etc/passwd and /etc/group.
-func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client, spec ContainerSpec, proc Process, snapshotKey string) (*oci.Spec, error) {
+// runtimeInputs is everything a runtime spec is generated from.
+type runtimeInputs struct {
+	spec        ContainerSpec
+	proc        Process
+	snapshotKey string        // the root filesystem; its /etc/passwd resolves the user
+	netnsPath   string        // the persistent network namespace; "" for host networking
+	mounts      []specs.Mount // volumes, binds, tmpfs and image volumes
+}
+
+// buildRuntimeSpec generates the OCI runtime spec of a container. It is a
+// pure function of its inputs (and the rootfs's user database), so that two
+// generations of an unchanged container compare equal.
+func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client, in runtimeInputs) (*oci.Spec, error) {
+	spec, proc := in.spec, in.proc
 	opts := []oci.SpecOpts{
 		oci.WithProcessArgs(proc.Args...),
 		oci.WithEnv(proc.Env),
 		oci.WithProcessCwd(proc.WorkingDir),
 		oci.WithHostname(firstNonEmpty(spec.Hostname, spec.Name)),
-		oci.WithNoNewPrivileges,
+		oci.WithHostHostsFile,
+		oci.WithHostResolvconf,
 	}
-	opts = append(opts, resourceOpts(spec.Resources)...)
 	if proc.User != "" {
 		opts = append(opts, oci.WithUser(proc.User), oci.WithAdditionalGIDs(proc.User))
 	}
-	switch spec.NetworkMode {
-	case NetworkHost, "":
-		opts = append(opts,
-			oci.WithHostNamespace(specs.NetworkNamespace),
-			oci.WithHostHostsFile,
-			oci.WithHostResolvconf)
-	case NetworkNone:
-		// The default spec gives the task a new network namespace with
-		// only a loopback interface.
-	default:
-		return nil, fmt.Errorf("unsupported network mode %q", spec.NetworkMode)
+	if in.netnsPath == "" {
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace))
+	} else {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.netnsPath}))
 	}
-	record := &containers.Container{ID: spec.Name, Snapshotter: e.opts.Snapshotter, SnapshotKey: snapshotKey}
+	if len(in.mounts) > 0 {
+		opts = append(opts, oci.WithMounts(in.mounts))
+	}
+	opts = append(opts, resourceOpts(spec.Resources)...)
+	sec, err := securityOpts(spec.Security)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
+	record := &containers.Container{ID: spec.Name, Snapshotter: e.opts.Snapshotter, SnapshotKey: in.snapshotKey}
 	s, err := oci.GenerateSpec(ctx, client, record, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("build runtime spec: %w", err)
 	}
 	return s, nil
+}
+
+// securityOpts turns Security into spec options. The default is
+// containerd's: its default capabilities, its default seccomp profile and
+// no_new_privileges.
+func securityOpts(sec Security) ([]oci.SpecOpts, error) {
+	var opts []oci.SpecOpts
+	if sec.Privileged {
+		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
+	}
+	if len(sec.CapAdd) > 0 {
+		opts = append(opts, oci.WithAddedCapabilities(capabilityNames(sec.CapAdd)))
+	}
+	if len(sec.CapDrop) > 0 {
+		opts = append(opts, oci.WithDroppedCapabilities(capabilityNames(sec.CapDrop)))
+	}
+	if sec.ReadOnlyRootfs {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	if sec.AllowNewPrivileges {
+		opts = append(opts, oci.WithNewPrivileges)
+	} else {
+		opts = append(opts, oci.WithNoNewPrivileges)
+	}
+	switch profile := sec.SeccompProfile; {
+	case profile == "unconfined":
+	case profile == "" || profile == "default":
+		if !sec.Privileged {
+			opts = append(opts, seccomp.WithDefaultProfile())
+		}
+	case filepath.IsAbs(profile):
+		opts = append(opts, seccomp.WithProfile(profile))
+	default:
+		return nil, fmt.Errorf("%w: seccomp_profile %q: use \"default\", \"unconfined\" or an absolute path", ErrInvalidSpec, profile)
+	}
+	return opts, nil
+}
+
+// capabilityNames writes capability names as the runtime spec wants them:
+// upper case, with the CAP_ prefix.
+func capabilityNames(caps []string) []string {
+	out := make([]string, len(caps))
+	for i, c := range caps {
+		c = strings.ToUpper(c)
+		if !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // cfsPeriod is the CFS period (µs) that a CPU quota is expressed in.

@@ -6,11 +6,73 @@ import "time"
 type NetworkMode string
 
 const (
+	// NetworkBridge gives the container a persistent network namespace of
+	// its own, attached with CNI to the engine's bridge network: the same
+	// IP and MAC for the container's whole life.
+	NetworkBridge NetworkMode = "bridge"
 	// NetworkHost shares the host's network namespace.
 	NetworkHost NetworkMode = "host"
-	// NetworkNone gives the task a private namespace with only loopback.
+	// NetworkNone gives the task a persistent namespace with only loopback.
 	NetworkNone NetworkMode = "none"
 )
+
+// MountType is the kind of a Mount.
+type MountType string
+
+const (
+	// MountVolume mounts a named volume (see Engine.CreateVolume).
+	MountVolume MountType = "volume"
+	// MountBind mounts a host path.
+	MountBind MountType = "bind"
+	// MountTmpfs mounts a fresh tmpfs.
+	MountTmpfs MountType = "tmpfs"
+)
+
+// Mount is a filesystem mounted into the container at Target.
+type Mount struct {
+	Type MountType `json:"type"`
+	// Source is the volume name (volume) or the absolute host path (bind);
+	// empty for tmpfs.
+	Source   string `json:"source,omitempty"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+	// TmpfsSizeMiB caps a tmpfs; 0 is the kernel's default (half of RAM).
+	TmpfsSizeMiB int64 `json:"tmpfs_size_mib,omitempty"`
+}
+
+// PortMapping publishes a container port on the host (bridge network only).
+type PortMapping struct {
+	// HostIP is the host address to listen on; empty means all addresses.
+	HostIP        string `json:"host_ip,omitempty"`
+	HostPort      int    `json:"host_port"`
+	ContainerPort int    `json:"container_port"`
+	// Protocol is "tcp" (the default) or "udp".
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// RestartPolicy is what containerd's restart monitor does when the task
+// exits.
+type RestartPolicy string
+
+const (
+	RestartNo            RestartPolicy = "no"
+	RestartAlways        RestartPolicy = "always"
+	RestartUnlessStopped RestartPolicy = "unless-stopped"
+)
+
+// Security holds the task's privileges. The zero value is the safe default:
+// containerd's default capabilities and seccomp profile, no new privileges.
+type Security struct {
+	Privileged     bool     `json:"privileged,omitempty"`
+	ReadOnlyRootfs bool     `json:"read_only_rootfs,omitempty"`
+	CapAdd         []string `json:"cap_add,omitempty"`
+	CapDrop        []string `json:"cap_drop,omitempty"`
+	// SeccompProfile is "default" (or empty), "unconfined", or the absolute
+	// path of a profile in Docker's JSON format.
+	SeccompProfile string `json:"seccomp_profile,omitempty"`
+	// AllowNewPrivileges turns off no_new_privileges.
+	AllowNewPrivileges bool `json:"allow_new_privileges,omitempty"`
+}
 
 // ContainerSpec is what the user asked for: the desired container, without
 // anything the image provides. A nil slice or an empty string means "not set
@@ -31,8 +93,19 @@ type ContainerSpec struct {
 	User       string            `json:"user,omitempty"`
 
 	// Hostname is the task's host name; empty means the container's name.
-	Hostname    string      `json:"hostname,omitempty"`
-	NetworkMode NetworkMode `json:"network_mode,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	// NetworkMode is bridge, host or none; empty means bridge.
+	NetworkMode NetworkMode   `json:"network_mode,omitempty"`
+	Ports       []PortMapping `json:"ports,omitempty"`
+	Mounts      []Mount       `json:"mounts,omitempty"`
+	// KeepImageVolumes keeps the anonymous volumes made for the image's
+	// VOLUMEs when the container is deleted.
+	KeepImageVolumes bool          `json:"keep_image_volumes,omitempty"`
+	Restart          RestartPolicy `json:"restart,omitempty"`
+	// StopSignal is the signal that asks the process to stop, e.g.
+	// "SIGTERM" (the default when empty) or "SIGQUIT".
+	StopSignal string   `json:"stop_signal,omitempty"`
+	Security   Security `json:"security"`
 	// Resources are the task's cgroup limits. A change to them alone is
 	// applied to the running task in place.
 	Resources Resources `json:"resources"`
@@ -87,6 +160,35 @@ type State struct {
 	// Process is the effective process the task runs: image defaults merged
 	// with the user's values.
 	Process Process
+	// IPAddress and MACAddress are the container's on the bridge network;
+	// empty for host and none.
+	IPAddress  string
+	MACAddress string
+	// LogPath is the file that receives the task's stdout and stderr.
+	LogPath string
+	// ImageVolumes are the anonymous volumes made for the image's VOLUMEs.
+	ImageVolumes []ImageVolume
+}
+
+// ImageVolume is an anonymous volume created for a VOLUME the image
+// declares and no mount covers.
+type ImageVolume struct {
+	Target string `json:"target"` // the path in the container
+	Path   string `json:"path"`   // the directory on the host
+}
+
+// VolumeSpec is a named volume as the user asked for it.
+type VolumeSpec struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Volume is a named volume as it is on the host.
+type Volume struct {
+	Name   string
+	Labels map[string]string
+	// Mountpoint is the host directory holding the volume's data.
+	Mountpoint string
 }
 
 // Process is the effective process configuration of a container.

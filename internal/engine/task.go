@@ -1,20 +1,17 @@
 package engine
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	"github.com/moby/sys/signal"
 )
 
 // taskStatus returns the status of the container's task; StatusCreated
@@ -53,10 +50,11 @@ func (e *Engine) logPath(id string) string {
 }
 
 // startTask creates and starts the container's task, its output appended to
-// the container's log file.
-func (e *Engine) startTask(ctx context.Context, c containerd.Container) error {
+// the container's log file, and hands it to the restart monitor when spec
+// has a restart policy.
+func (e *Engine) startTask(ctx context.Context, c containerd.Container, spec ContainerSpec) error {
 	path := e.logPath(c.ID())
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := e.host.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create log directory: %w", err)
 	}
 	task, err := c.NewTask(ctx, cio.LogFile(path))
@@ -70,14 +68,20 @@ func (e *Engine) startTask(ctx context.Context, c containerd.Container) error {
 		return fmt.Errorf("start task: %w", err)
 	}
 	e.log.Debug(ctx, "task started", map[string]any{"container": c.ID(), "pid": task.Pid()})
-	return nil
+	return e.superviseTask(ctx, c, spec)
 }
 
-// stopTask stops the container's task, if any, and deletes it: SIGTERM (or
-// SIGKILL at once when PID 1 does not handle SIGTERM, as a shell or sleep
-// does not), then SIGKILL after timeout. A paused task is resumed first so
-// that it can receive the signal.
-func (e *Engine) stopTask(ctx context.Context, c containerd.Container, timeout time.Duration) error {
+// killTask stops the container's task, if any, at once, and deletes it.
+func (e *Engine) killTask(ctx context.Context, c containerd.Container) error {
+	return e.stopTask(ctx, c, ContainerSpec{})
+}
+
+// stopTask stops the container's task, if any, and deletes it: the stop
+// signal of spec (SIGTERM by default), then SIGKILL after its stop timeout.
+// When PID 1 does not handle the stop signal (as a shell or sleep does not),
+// SIGKILL is sent at once: waiting could only time out. A paused task is
+// resumed first so that it can receive the signal.
+func (e *Engine) stopTask(ctx context.Context, c containerd.Container, spec ContainerSpec) error {
 	task, err := c.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -100,8 +104,12 @@ func (e *Engine) stopTask(ctx context.Context, c containerd.Container, timeout t
 		if err != nil {
 			return fmt.Errorf("wait for task: %w", err)
 		}
-		signal := syscall.SIGTERM
-		if timeout <= 0 || !handlesSignal(task.Pid(), syscall.SIGTERM) {
+		signal, err := stopSignal(spec)
+		if err != nil {
+			return err
+		}
+		timeout := spec.StopTimeout
+		if timeout <= 0 || !e.host.HandlesSignal(task.Pid(), signal) {
 			signal = syscall.SIGKILL
 		}
 		e.log.Debug(ctx, "stopping task", map[string]any{"container": c.ID(), "signal": signal.String()})
@@ -132,27 +140,14 @@ func (e *Engine) stopTask(ctx context.Context, c containerd.Container, timeout t
 	return nil
 }
 
-// handlesSignal tells whether process pid has installed a handler for sig.
-// PID 1 of a container ignores signals it does not handle, so sending
-// SIGTERM to it would only wait out the timeout. When /proc cannot be read
-// (a remote daemon), it answers true: the safe, slower path.
-func handlesSignal(pid uint32, sig syscall.Signal) bool {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// stopSignal is the signal that asks spec's process to stop.
+func stopSignal(spec ContainerSpec) (syscall.Signal, error) {
+	if spec.StopSignal == "" {
+		return syscall.SIGTERM, nil
+	}
+	sig, err := signal.ParseSignal(spec.StopSignal)
 	if err != nil {
-		return true
+		return 0, fmt.Errorf("%w: stop_signal %q: %v", ErrInvalidSpec, spec.StopSignal, err)
 	}
-	defer f.Close()
-	scanner := bufio.NewScanner(f)
-	for scanner.Scan() {
-		mask, ok := strings.CutPrefix(scanner.Text(), "SigCgt:")
-		if !ok {
-			continue
-		}
-		bits, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64)
-		if err != nil {
-			return true
-		}
-		return bits&(1<<(uint(sig)-1)) != 0
-	}
-	return true
+	return sig, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -27,6 +28,10 @@ import (
 // old task is started again if it was running, everything staged is removed,
 // and the error wraps ErrRolledBack.
 func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (State, error) {
+	spec.Name = id
+	if err := validateSpec(spec); err != nil {
+		return State{}, err
+	}
 	defer e.locks.lock(id)()
 	client, ctx, err := e.connect(ctx)
 	if err != nil {
@@ -36,7 +41,6 @@ func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (Sta
 	if err != nil {
 		return State{}, err
 	}
-	spec.Name = id
 	u := &upgrade{e: e, client: client, c: c, spec: spec}
 	if err := u.run(ctx); err != nil {
 		return State{}, err
@@ -59,11 +63,14 @@ type upgrade struct {
 	img          resolvedImage
 	newKey       string    // the staged snapshot; equals old.SnapshotKey when the rootfs is kept
 	newSpec      *oci.Spec // the staged runtime spec
+	newNet       networkState
+	volumes      []ImageVolume // every image volume of the new container
+	newVolumes   []ImageVolume // the image volumes this update created
 	restart      bool      // the task must be recreated for the change to apply
 	resize       bool      // only the cgroup limits change: applied to the live task
 	releaseLease func(context.Context) error
 
-	stopped, swapped bool
+	stopped, netApplied, swapped bool
 }
 
 func (u *upgrade) run(ctx context.Context) error {
@@ -102,7 +109,7 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if u.old, err = u.c.Info(ctx); err != nil {
 		return fmt.Errorf("read container: %w", err)
 	}
-	if u.oldRec, _, err = readRecord(u.old); err != nil {
+	if u.oldRec, err = u.e.recordOf(ctx, u.c, u.old); err != nil {
 		return err
 	}
 	oldRec := u.oldRec
@@ -134,14 +141,27 @@ func (u *upgrade) stage(ctx context.Context) error {
 			return err
 		}
 	}
-	if u.newSpec, err = u.e.buildRuntimeSpec(ctx, u.client, u.spec, proc, u.newKey); err != nil {
+	if u.volumes, u.newVolumes, err = u.e.ensureImageVolumes(ctx, u.client, u.spec, u.img, u.newKey, oldRec.ImageVolumes); err != nil {
+		return err
+	}
+	mounts, err := u.e.runtimeMounts(u.spec, u.volumes)
+	if err != nil {
+		return err
+	}
+	if u.newNet, err = u.e.planNetwork(u.spec, oldRec.Network); err != nil {
+		return err
+	}
+	if u.newSpec, err = u.e.buildRuntimeSpec(ctx, u.client, runtimeInputs{
+		spec: u.spec, proc: proc, snapshotKey: u.newKey, netnsPath: u.newNet.NetNS, mounts: mounts}); err != nil {
 		return err
 	}
 	diff, err := compareSpecs(u.old.Spec, u.newSpec)
 	if err != nil {
 		return err
 	}
-	u.restart = imageChanged || diff == specDiffers
+	networkChanged := u.newNet.Mode != oldRec.Network.Mode || u.newNet.NetNS != oldRec.Network.NetNS ||
+		!reflect.DeepEqual(u.newNet.Ports, oldRec.Network.Ports)
+	u.restart = imageChanged || diff == specDiffers || networkChanged
 	u.resize = diff == resourcesDiffer
 	return nil
 }
@@ -158,6 +178,13 @@ func (u *upgrade) applyInPlace(ctx context.Context) error {
 			return fmt.Errorf("%w: container %s keeps its old limits: resize failed: %w", ErrRolledBack, u.spec.Name, err)
 		}
 	}
+	if u.spec.Running != u.wasRunning || !u.spec.Running {
+		// Stopping on purpose, or restarting an exited task: not the
+		// restart monitor's business.
+		if err := u.e.unsuperviseTask(ctx, u.c); err != nil {
+			return err
+		}
+	}
 	err := u.c.Update(ctx, func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
 		spec, err := typeurl.MarshalAny(u.newSpec)
 		if err != nil {
@@ -172,13 +199,16 @@ func (u *upgrade) applyInPlace(ctx context.Context) error {
 	switch {
 	case u.spec.Running && !u.wasRunning:
 		u.e.log.Info(ctx, "starting stopped container", map[string]any{"container": u.spec.Name})
-		if err := u.e.stopTask(ctx, u.c, 0); err != nil { // delete the exited task
+		if err := u.e.killTask(ctx, u.c); err != nil { // delete the exited task
 			return err
 		}
-		return u.e.startTask(ctx, u.c)
+		return u.e.startTask(ctx, u.c, u.spec)
 	case !u.spec.Running && u.wasRunning:
 		u.e.log.Info(ctx, "stopping container", map[string]any{"container": u.spec.Name})
-		return u.e.stopTask(ctx, u.c, u.spec.StopTimeout)
+		return u.e.stopTask(ctx, u.c, u.spec)
+	case u.spec.Running:
+		// The labels were rewritten: hand the task back to the monitor.
+		return u.e.superviseTask(ctx, u.c, u.spec)
 	}
 	return nil
 }
@@ -197,15 +227,25 @@ func (u *upgrade) resizeTask(ctx context.Context, r Resources) error {
 func (u *upgrade) stop(ctx context.Context) error {
 	u.e.log.Info(ctx, "upgrade: stopping task", map[string]any{"container": u.spec.Name, "running": u.wasRunning})
 	u.stopped = true
-	return u.e.stopTask(ctx, u.c, oldSpecOf(u.old).StopTimeout)
+	if err := u.e.unsuperviseTask(ctx, u.c); err != nil {
+		return err
+	}
+	return u.e.stopTask(ctx, u.c, u.oldRec.Spec)
 }
 
-// swap points the container at the new image, snapshot and spec in one
-// containerd update.
+// swap moves the network to its new state (for most updates: nothing to
+// do, the namespace and its address are kept), then points the container
+// at the new image, snapshot and spec in one containerd update.
 func (u *upgrade) swap(ctx context.Context) error {
 	u.e.log.Info(ctx, "upgrade: swapping container to the new configuration", map[string]any{
 		"container": u.spec.Name, "snapshot": u.newKey})
-	err := u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
+	u.netApplied = true
+	net, err := u.e.applyNetwork(ctx, u.spec.Name, u.oldRec.Network, u.newNet)
+	if err != nil {
+		return err
+	}
+	u.newNet = net
+	err = u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
 		spec, err := typeurl.MarshalAny(u.newSpec)
 		if err != nil {
 			return fmt.Errorf("encode runtime spec: %w", err)
@@ -228,13 +268,18 @@ func (u *upgrade) start(ctx context.Context) error {
 		return nil
 	}
 	u.e.log.Info(ctx, "upgrade: starting task", map[string]any{"container": u.spec.Name})
-	return u.e.startTask(ctx, u.c)
+	return u.e.startTask(ctx, u.c, u.spec)
 }
 
 // commit removes the old snapshot once the new container is in place.
 func (u *upgrade) commit(ctx context.Context) {
 	if u.newKey != u.old.SnapshotKey {
 		u.e.removeSnapshot(ctx, u.client, u.old.SnapshotKey)
+	}
+	if old := u.oldRec.Network.NetNS; old != "" && u.newNet.NetNS == "" {
+		if err := u.e.host.RemoveNetNS(old); err != nil {
+			u.e.log.Info(ctx, "could not remove the old network namespace", map[string]any{"path": old, "error": err.Error()})
+		}
 	}
 	u.e.log.Info(ctx, "upgrade: done", map[string]any{"container": u.spec.Name, "image": u.img.image.Name()})
 }
@@ -246,29 +291,37 @@ func (u *upgrade) rollback(ctx context.Context, phase string, cause error) error
 	u.e.log.Info(ctx, "upgrade failed, rolling back", map[string]any{"container": u.spec.Name, "phase": phase, "error": cause.Error()})
 	var errs []error
 	if u.swapped {
-		if err := u.e.stopTask(ctx, u.c, 0); err != nil {
+		if err := u.e.killTask(ctx, u.c); err != nil {
 			errs = append(errs, fmt.Errorf("stop new task: %w", err))
 		}
 		err := u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
 			c.Image, c.SnapshotKey, c.Spec, c.Labels = u.old.Image, u.old.SnapshotKey, u.old.Spec, u.old.Labels
-			if rec, ok := u.old.Extensions[recordExtension]; ok && c.Extensions != nil {
-				c.Extensions[recordExtension] = rec
-			}
-			return nil
+			return withRecord(c, u.oldRec)
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restore container record: %w", err))
 		}
 	}
+	if u.netApplied {
+		if _, err := u.e.applyNetwork(ctx, u.spec.Name, u.newNet, u.oldRec.Network); err != nil {
+			errs = append(errs, fmt.Errorf("restore network: %w", err))
+		}
+	}
 	if u.stopped && u.wasRunning && len(errs) == 0 {
-		if err := u.e.stopTask(ctx, u.c, 0); err != nil { // a half-created task
+		if err := u.e.killTask(ctx, u.c); err != nil { // a half-created task
 			errs = append(errs, err)
-		} else if err := u.e.startTask(ctx, u.c); err != nil {
+		} else if err := u.e.startTask(ctx, u.c, u.oldRec.Spec); err != nil {
 			errs = append(errs, fmt.Errorf("restart old task: %w", err))
 		}
 	}
-	if u.newKey != "" && u.newKey != u.old.SnapshotKey && len(errs) == 0 {
-		u.e.removeSnapshot(ctx, u.client, u.newKey)
+	if len(errs) == 0 {
+		if u.newKey != "" && u.newKey != u.old.SnapshotKey {
+			u.e.removeSnapshot(ctx, u.client, u.newKey)
+		}
+		u.e.removeImageVolumes(ctx, u.newVolumes)
+		if u.newNet.NetNS != "" && u.oldRec.Network.NetNS == "" {
+			_ = u.e.host.RemoveNetNS(u.newNet.NetNS)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("update of container %s failed during %s: %w; rolling back failed too: %w",
@@ -281,13 +334,7 @@ func (u *upgrade) rollback(ctx context.Context, phase string, cause error) error
 // a container record.
 func (u *upgrade) withNewRecord(_ context.Context, _ *containerd.Client, c *containers.Container) error {
 	c.Labels = u.spec.Labels
-	return withRecord(c, record{Spec: u.spec, ImageDigest: u.img.digest()})
-}
-
-// oldSpecOf returns the user's spec recorded on a container record.
-func oldSpecOf(c containers.Container) ContainerSpec {
-	rec, _, _ := readRecord(c)
-	return rec.Spec
+	return withRecord(c, record{Spec: u.spec, ImageDigest: u.img.digest(), Network: u.newNet, ImageVolumes: u.volumes})
 }
 
 // specDiff says how a generated runtime spec differs from a stored one.

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/vishvananda/netlink"
 )
 
 // Env is one private containerd daemon shared by the tests of one package.
@@ -40,6 +42,11 @@ type Env struct {
 	DataRoot    string             // a temp dir for the provider's own files
 	Client      *containerd.Client // connected, default namespace = Namespace
 	Dir         string             // the temp dir holding everything of this Env
+	// Bridge and Subnet are a CNI bridge network of this process's own, so
+	// that test packages running at once never share addresses. Main
+	// deletes the bridge.
+	Bridge string
+	Subnet string
 
 	daemon *exec.Cmd
 	exited chan struct{} // closed when the daemon process has exited
@@ -133,6 +140,8 @@ func start() error {
 		Snapshotter: Snapshotter,
 		DataRoot:    filepath.Join(dir, "data"),
 		Dir:         dir,
+		Bridge:      fmt.Sprintf("pt%.6s%d", pkgName, os.Getpid()%10000),
+		Subnet:      testSubnet(pkgName, os.Getpid()),
 		imported:    map[string]string{},
 	}
 	theEnv = e
@@ -288,7 +297,21 @@ func (e *Env) stop() error {
 	if err := cleanDir(e.Dir, e.Namespace); err != nil {
 		errs = append(errs, err)
 	}
+	if link, err := netlink.LinkByName(e.Bridge); err == nil {
+		if err := netlink.LinkDel(link); err != nil {
+			errs = append(errs, fmt.Errorf("delete bridge %s: %w", e.Bridge, err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// testSubnet is a /24 for one test process: the second octet from the
+// package name, the third from the pid, so that packages running at once
+// (go test -p) get different subnets.
+func testSubnet(pkg string, pid int) string {
+	h := fnv.New32a()
+	h.Write([]byte(pkg))
+	return fmt.Sprintf("10.%d.%d.0/24", 100+h.Sum32()%100, pid%256)
 }
 
 func processExited(ch chan struct{}) bool {
