@@ -66,8 +66,8 @@ type upgrade struct {
 	newNet       networkState
 	volumes      []ImageVolume // every image volume of the new container
 	newVolumes   []ImageVolume // the image volumes this update created
-	restart      bool      // the task must be recreated for the change to apply
-	resize       bool      // only the cgroup limits change: applied to the live task
+	restart      bool          // the task must be recreated for the change to apply
+	resize       bool          // only the cgroup limits change: applied to the live task
 	releaseLease func(context.Context) error
 
 	stopped, netApplied, swapped bool
