@@ -71,13 +71,11 @@ http:
 		cmd.Stdout = logf
 		cmd.Stderr = logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		err = cmd.Start()
+		exited, err := startPinned(cmd)
 		logf.Close()
 		if err != nil {
 			return "", fmt.Errorf("start docker-registry: %w", err)
 		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
 		if err := waitHTTP(addr, exited, 30*time.Second); err != nil {
 			stopProcess(cmd, exited, 5*time.Second)
 			lastErr = fmt.Errorf("%w\nregistry log:\n%s", err, tail(logPath, 20))

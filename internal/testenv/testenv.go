@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,12 +202,12 @@ disabled_plugins = [
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	exited, err := startPinned(cmd)
+	if err != nil {
 		return fmt.Errorf("start containerd: %w", err)
 	}
 	e.daemon = cmd
-	e.exited = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(e.exited) }()
+	e.exited = exited
 	_ = os.WriteFile(filepath.Join(dir, "containerd.pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 
 	if err := e.waitReady(); err != nil {
@@ -559,4 +560,24 @@ func cleanStale() {
 			fmt.Fprintf(os.Stderr, "testenv: removing stale %s: %v\n", dir, err)
 		}
 	}
+}
+
+// startPinned starts cmd from an OS thread kept until cmd exits, and returns
+// a channel closed when it has. Pdeathsig fires when the thread that started
+// a child exits, not the process, and code under test ends threads on
+// purpose (containerd's netns package does, to leave a network namespace
+// behind): started from such a thread, the daemon would be killed mid-test.
+func startPinned(cmd *exec.Cmd) (chan struct{}, error) {
+	started := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			_ = cmd.Wait()
+			close(exited)
+		}
+	}()
+	return exited, <-started
 }
