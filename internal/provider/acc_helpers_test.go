@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,6 +44,14 @@ func accEnv(t *testing.T) *testenv.Env {
 	if os.Getenv(resource.EnvTfAcc) == "" {
 		t.Skipf("acceptance test: set %s=1 (and TF_ACC_TERRAFORM_PATH) to run it", resource.EnvTfAcc)
 	}
+	// terraform-exec starts terraform with Pdeathsig = SIGKILL, which the
+	// kernel sends when the OS thread that forked it exits. The provider
+	// runs in this process, and creating a network namespace ends an OS
+	// thread on purpose (containerd's pkg/netns): terraform would be killed
+	// whenever it was forked from that thread. Forking it from a thread the
+	// test keeps locked, which never exits during the test, avoids that.
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
 	return testenv.Get(t)
 }
 
@@ -56,14 +65,19 @@ func testImage(test, tag string) imagebuild.Image {
 	}
 }
 
+// providerConfig configures the provider for the private containerd, with
+// a bridge network of this test process's own (the engine's tests, running
+// at the same time, use others).
 func providerConfig(env *testenv.Env) string {
 	return fmt.Sprintf(`provider "pouch" {
-  address     = %q
-  namespace   = %q
-  snapshotter = %q
-  data_root   = %q
+  address       = %q
+  namespace     = %q
+  snapshotter   = %q
+  data_root     = %q
+  bridge_name   = %q
+  bridge_subnet = %q
 }
-`, env.Address, env.Namespace, env.Snapshotter, env.DataRoot)
+`, env.Address, env.Namespace, env.Snapshotter, env.DataRoot, env.Bridge, env.Subnet)
 }
 
 // containerConfig is the provider block plus pouch_container.test with name,

@@ -6,15 +6,21 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 )
 
 // Defaults of pouch_container attributes.
 const (
-	defaultNetworkMode   = string(engine.NetworkHost)
+	defaultNetworkMode   = string(engine.NetworkBridge)
+	defaultProtocol      = "tcp"
+	defaultRestart       = string(engine.RestartNo)
+	defaultStopSignal    = "SIGTERM"
+	defaultSeccomp       = "default"
 	defaultRunning       = true
 	defaultStopTimeout   = int64(engine.DefaultStopTimeout / time.Second)
 	defaultCreateTimeout = 5 * time.Minute
@@ -42,6 +48,83 @@ type containerModel struct {
 	StopTimeout types.Int64    `tfsdk:"stop_timeout"`
 	Status      types.String   `tfsdk:"status"`
 	Timeouts    timeouts.Value `tfsdk:"timeouts"`
+
+	Hostname         types.String `tfsdk:"hostname"`
+	IPAddress        types.String `tfsdk:"ip_address"`
+	MACAddress       types.String `tfsdk:"mac_address"`
+	Ports            types.List   `tfsdk:"ports"`
+	Mounts           types.List   `tfsdk:"mounts"`
+	KeepImageVolumes types.Bool   `tfsdk:"keep_image_volumes"`
+	ImageVolumes     types.List   `tfsdk:"image_volumes"`
+	LogPath          types.String `tfsdk:"log_path"`
+	Restart          types.String `tfsdk:"restart"`
+	StopSignal       types.String `tfsdk:"stop_signal"`
+
+	Memory     types.Int64   `tfsdk:"memory"`
+	MemorySwap types.Int64   `tfsdk:"memory_swap"`
+	CPUs       types.Float64 `tfsdk:"cpus"`
+	CPUShares  types.Int64   `tfsdk:"cpu_shares"`
+	PidsLimit  types.Int64   `tfsdk:"pids_limit"`
+
+	Privileged      types.Bool   `tfsdk:"privileged"`
+	ReadOnlyRootfs  types.Bool   `tfsdk:"read_only_rootfs"`
+	Capabilities    types.Object `tfsdk:"capabilities"`
+	SeccompProfile  types.String `tfsdk:"seccomp_profile"`
+	NoNewPrivileges types.Bool   `tfsdk:"no_new_privileges"`
+}
+
+// portModel is one element of ports.
+type portModel struct {
+	Internal types.Int64  `tfsdk:"internal"`
+	External types.Int64  `tfsdk:"external"`
+	IP       types.String `tfsdk:"ip"`
+	Protocol types.String `tfsdk:"protocol"`
+}
+
+var portAttrTypes = map[string]attr.Type{
+	"internal": types.Int64Type,
+	"external": types.Int64Type,
+	"ip":       types.StringType,
+	"protocol": types.StringType,
+}
+
+// mountModel is one element of mounts.
+type mountModel struct {
+	Type      types.String `tfsdk:"type"`
+	Source    types.String `tfsdk:"source"`
+	Target    types.String `tfsdk:"target"`
+	ReadOnly  types.Bool   `tfsdk:"read_only"`
+	TmpfsSize types.Int64  `tfsdk:"tmpfs_size"`
+}
+
+var mountAttrTypes = map[string]attr.Type{
+	"type":       types.StringType,
+	"source":     types.StringType,
+	"target":     types.StringType,
+	"read_only":  types.BoolType,
+	"tmpfs_size": types.Int64Type,
+}
+
+// imageVolumeModel is one element of image_volumes.
+type imageVolumeModel struct {
+	Target types.String `tfsdk:"target"`
+	Path   types.String `tfsdk:"path"`
+}
+
+var imageVolumeAttrTypes = map[string]attr.Type{
+	"target": types.StringType,
+	"path":   types.StringType,
+}
+
+// capabilitiesModel is the capabilities object.
+type capabilitiesModel struct {
+	Add  types.List `tfsdk:"add"`
+	Drop types.List `tfsdk:"drop"`
+}
+
+var capabilitiesAttrTypes = map[string]attr.Type{
+	"add":  types.ListType{ElemType: types.StringType},
+	"drop": types.ListType{ElemType: types.StringType},
 }
 
 // spec converts the planned model to the engine's desired container.
@@ -69,7 +152,79 @@ func (m containerModel) spec(ctx context.Context) (engine.ContainerSpec, diag.Di
 	spec.Command = listToStrings(ctx, m.Command, &diags)
 	spec.Env = mapToStrings(ctx, m.Env, &diags)
 	spec.Labels = mapToStrings(ctx, m.Labels, &diags)
+
+	spec.Hostname = knownString(m.Hostname)
+	spec.KeepImageVolumes = m.KeepImageVolumes.ValueBool()
+	spec.Restart = engine.RestartPolicy(knownString(m.Restart))
+	if spec.Restart == "" {
+		spec.Restart = engine.RestartPolicy(defaultRestart)
+	}
+	spec.StopSignal = knownString(m.StopSignal)
+	if spec.StopSignal == "" {
+		spec.StopSignal = defaultStopSignal
+	}
+	if !m.Ports.IsNull() && !m.Ports.IsUnknown() {
+		var ports []portModel
+		diags.Append(m.Ports.ElementsAs(ctx, &ports, false)...)
+		spec.Ports = make([]engine.PortMapping, 0, len(ports))
+		for _, p := range ports {
+			proto := knownString(p.Protocol)
+			if proto == "" {
+				proto = defaultProtocol
+			}
+			spec.Ports = append(spec.Ports, engine.PortMapping{
+				HostIP:        knownString(p.IP),
+				HostPort:      int(p.External.ValueInt64()),
+				ContainerPort: int(p.Internal.ValueInt64()),
+				Protocol:      proto,
+			})
+		}
+	}
+	if !m.Mounts.IsNull() && !m.Mounts.IsUnknown() {
+		var mounts []mountModel
+		diags.Append(m.Mounts.ElementsAs(ctx, &mounts, false)...)
+		spec.Mounts = make([]engine.Mount, 0, len(mounts))
+		for _, mt := range mounts {
+			spec.Mounts = append(spec.Mounts, engine.Mount{
+				Type:         engine.MountType(knownString(mt.Type)),
+				Source:       knownString(mt.Source),
+				Target:       knownString(mt.Target),
+				ReadOnly:     mt.ReadOnly.ValueBool(),
+				TmpfsSizeMiB: mt.TmpfsSize.ValueInt64(),
+			})
+		}
+	}
+	spec.Resources = engine.Resources{
+		MemoryMiB:     m.Memory.ValueInt64(),
+		MemorySwapMiB: m.MemorySwap.ValueInt64(),
+		CPUs:          m.CPUs.ValueFloat64(),
+		CPUShares:     m.CPUShares.ValueInt64(),
+		PidsLimit:     m.PidsLimit.ValueInt64(),
+	}
+	spec.Security = engine.Security{
+		Privileged:         m.Privileged.ValueBool(),
+		ReadOnlyRootfs:     m.ReadOnlyRootfs.ValueBool(),
+		SeccompProfile:     knownString(m.SeccompProfile),
+		AllowNewPrivileges: !m.NoNewPrivileges.IsNull() && !m.NoNewPrivileges.IsUnknown() && !m.NoNewPrivileges.ValueBool(),
+	}
+	if spec.Security.SeccompProfile == "" {
+		spec.Security.SeccompProfile = defaultSeccomp
+	}
+	if !m.Capabilities.IsNull() && !m.Capabilities.IsUnknown() {
+		var caps capabilitiesModel
+		diags.Append(m.Capabilities.As(ctx, &caps, basetypes.ObjectAsOptions{})...)
+		spec.Security.CapAdd = listToStrings(ctx, caps.Add, &diags)
+		spec.Security.CapDrop = listToStrings(ctx, caps.Drop, &diags)
+	}
 	return spec, diags
+}
+
+// knownString is v's value, "" when null or unknown.
+func knownString(v types.String) string {
+	if v.IsNull() || v.IsUnknown() {
+		return ""
+	}
+	return v.ValueString()
 }
 
 // containerFromState builds the model of a container read back from the
@@ -105,6 +260,34 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 		m.NetworkMode = knownOr(prior.NetworkMode, defaultNetworkMode)
 	}
 	m.StopTimeout = types.Int64Value(int64(st.Spec.StopTimeout / time.Second))
+
+	m.Hostname = types.StringValue(stringOrDefault(st.Spec.Hostname, name))
+	m.IPAddress = optionalString(st.IPAddress)
+	m.MACAddress = optionalString(st.MACAddress)
+	m.LogPath = optionalString(st.LogPath)
+	m.KeepImageVolumes = types.BoolValue(st.Spec.KeepImageVolumes)
+	m.Restart = types.StringValue(stringOrDefault(string(st.Spec.Restart), defaultRestart))
+	m.StopSignal = types.StringValue(stringOrDefault(st.Spec.StopSignal, defaultStopSignal))
+	m.Ports = portsToList(st.Spec.Ports, prior.Ports, &diags)
+	m.Mounts = mountsToList(st.Spec.Mounts, prior.Mounts, &diags)
+	m.ImageVolumes = imageVolumesToList(st.ImageVolumes, &diags)
+
+	r := st.Spec.Resources
+	m.Memory = optionalInt64(r.MemoryMiB)
+	m.MemorySwap = optionalInt64(r.MemorySwapMiB)
+	m.CPUShares = optionalInt64(r.CPUShares)
+	m.PidsLimit = optionalInt64(r.PidsLimit)
+	m.CPUs = types.Float64Null()
+	if r.CPUs != 0 {
+		m.CPUs = types.Float64Value(r.CPUs)
+	}
+
+	sec := st.Spec.Security
+	m.Privileged = types.BoolValue(sec.Privileged)
+	m.ReadOnlyRootfs = types.BoolValue(sec.ReadOnlyRootfs)
+	m.SeccompProfile = types.StringValue(stringOrDefault(sec.SeccompProfile, defaultSeccomp))
+	m.NoNewPrivileges = types.BoolValue(!sec.AllowNewPrivileges)
+	m.Capabilities = capabilitiesToObject(ctx, sec.CapAdd, sec.CapDrop, prior.Capabilities, &diags)
 	if m.Timeouts.IsUnknown() || m.Timeouts.Object.AttributeTypes(ctx) == nil {
 		m.Timeouts = timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes(ctx))}
 	}
@@ -127,6 +310,106 @@ func optionalString(s string) types.String {
 		return types.StringNull()
 	}
 	return types.StringValue(s)
+}
+
+func stringOrDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func optionalInt64(v int64) types.Int64 {
+	if v == 0 {
+		return types.Int64Null()
+	}
+	return types.Int64Value(v)
+}
+
+// emptyListOr returns prior when it is a known empty list (the user wrote
+// `[]`, which containerd does not tell from no list), else a null list of
+// elemType.
+func emptyListOr(prior types.List, elemType attr.Type) types.List {
+	if !prior.IsNull() && !prior.IsUnknown() && len(prior.Elements()) == 0 {
+		return prior
+	}
+	return types.ListNull(elemType)
+}
+
+func portsToList(ports []engine.PortMapping, prior types.List, diags *diag.Diagnostics) types.List {
+	elemType := types.ObjectType{AttrTypes: portAttrTypes}
+	if len(ports) == 0 {
+		return emptyListOr(prior, elemType)
+	}
+	out := make([]portModel, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, portModel{
+			Internal: types.Int64Value(int64(p.ContainerPort)),
+			External: types.Int64Value(int64(p.HostPort)),
+			IP:       optionalString(p.HostIP),
+			Protocol: types.StringValue(stringOrDefault(p.Protocol, defaultProtocol)),
+		})
+	}
+	l, d := types.ListValueFrom(context.Background(), elemType, out)
+	diags.Append(d...)
+	return l
+}
+
+func mountsToList(mounts []engine.Mount, prior types.List, diags *diag.Diagnostics) types.List {
+	elemType := types.ObjectType{AttrTypes: mountAttrTypes}
+	if len(mounts) == 0 {
+		return emptyListOr(prior, elemType)
+	}
+	out := make([]mountModel, 0, len(mounts))
+	for _, mt := range mounts {
+		out = append(out, mountModel{
+			Type:      types.StringValue(string(mt.Type)),
+			Source:    optionalString(mt.Source),
+			Target:    types.StringValue(mt.Target),
+			ReadOnly:  types.BoolValue(mt.ReadOnly),
+			TmpfsSize: optionalInt64(mt.TmpfsSizeMiB),
+		})
+	}
+	l, d := types.ListValueFrom(context.Background(), elemType, out)
+	diags.Append(d...)
+	return l
+}
+
+// imageVolumesToList is always a known list, empty when the image declares
+// no volume.
+func imageVolumesToList(vols []engine.ImageVolume, diags *diag.Diagnostics) types.List {
+	out := make([]imageVolumeModel, 0, len(vols))
+	for _, v := range vols {
+		out = append(out, imageVolumeModel{Target: types.StringValue(v.Target), Path: types.StringValue(v.Path)})
+	}
+	l, d := types.ListValueFrom(context.Background(), types.ObjectType{AttrTypes: imageVolumeAttrTypes}, out)
+	diags.Append(d...)
+	return l
+}
+
+// capabilitiesToObject builds the capabilities object; prior keeps the form
+// the user wrote (no object, or lists that are null or empty).
+func capabilitiesToObject(ctx context.Context, add, drop []string, prior types.Object, diags *diag.Diagnostics) types.Object {
+	var priorCaps capabilitiesModel
+	priorKnown := !prior.IsNull() && !prior.IsUnknown()
+	if priorKnown {
+		diags.Append(prior.As(ctx, &priorCaps, basetypes.ObjectAsOptions{})...)
+	}
+	if len(add) == 0 && len(drop) == 0 && !priorKnown {
+		return types.ObjectNull(capabilitiesAttrTypes)
+	}
+	list := func(s []string, prior types.List) types.List {
+		if len(s) == 0 {
+			return emptyListOr(prior, types.StringType)
+		}
+		return stringsToList(s, diags)
+	}
+	o, d := types.ObjectValueFrom(ctx, capabilitiesAttrTypes, capabilitiesModel{
+		Add:  list(add, priorCaps.Add),
+		Drop: list(drop, priorCaps.Drop),
+	})
+	diags.Append(d...)
+	return o
 }
 
 func knownOr(v types.String, def string) types.String {

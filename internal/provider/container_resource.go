@@ -30,9 +30,10 @@ import (
 )
 
 var (
-	_ resource.Resource                = (*containerResource)(nil)
-	_ resource.ResourceWithConfigure   = (*containerResource)(nil)
-	_ resource.ResourceWithImportState = (*containerResource)(nil)
+	_ resource.Resource                   = (*containerResource)(nil)
+	_ resource.ResourceWithConfigure      = (*containerResource)(nil)
+	_ resource.ResourceWithImportState    = (*containerResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*containerResource)(nil)
 )
 
 // restoreTimeout bounds the read-back of a container after a failed update,
@@ -64,11 +65,13 @@ func (r *containerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 }
 
 func containerSchema(ctx context.Context) schema.Schema {
-	return schema.Schema{
+	s := schema.Schema{
 		Description: "A container on containerd, with a task that runs while `running` is true. " +
 			"Changing `image` upgrades the container in place: it keeps its ID, its root filesystem " +
 			"is swapped onto the new image and the task restarted; if the new image does not start, " +
-			"the old image is restored and the apply fails. Only a change of `name` replaces the container.",
+			"the old image is restored and the apply fails. Data in mounts (named volumes, bind mounts and " +
+			"the image's volumes) and the bridge network's IP and MAC address are kept across restarts and " +
+			"upgrades. Only a change of `name` replaces the container.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Description: "The container ID in containerd, equal to `name`.",
@@ -109,7 +112,7 @@ func containerSchema(ctx context.Context) schema.Schema {
 				Description: "Overrides the image's ENTRYPOINT. Setting `entrypoint` without `command` " +
 					"drops the image's CMD (Docker's rule). When left out, the value set before is kept " +
 					"(and the image's ENTRYPOINT applies if none was ever set; it is not shown in state); " +
-					"set `[]` to clear it explicitly. A change updates the container in place (task restarted).",
+					"set `[]` to clear it explicitly. " + restartsInPlace,
 				ElementType: types.StringType,
 				Optional:    true,
 				Computed:    true,
@@ -122,7 +125,7 @@ func containerSchema(ctx context.Context) schema.Schema {
 				Description: "Overrides the image's CMD (the arguments of the entrypoint). Setting `command` " +
 					"alone keeps the image's ENTRYPOINT. When left out, the value set before is kept " +
 					"(and the image's CMD applies if none was ever set; it is not shown in state); " +
-					"set `[]` to clear it explicitly. A change updates the container in place (task restarted).",
+					"set `[]` to clear it explicitly. " + restartsInPlace,
 				ElementType: types.StringType,
 				Optional:    true,
 				Computed:    true,
@@ -134,7 +137,7 @@ func containerSchema(ctx context.Context) schema.Schema {
 			"env": schema.MapAttribute{
 				Description: "Environment variables added to (or overriding) the image's environment. " +
 					"Only these appear in state; the image's own variables still apply. Keys must be " +
-					"non-empty and must not contain `=`. A change updates the container in place (task restarted).",
+					"non-empty and must not contain `=`. " + restartsInPlace,
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.Map{
@@ -146,7 +149,7 @@ func containerSchema(ctx context.Context) schema.Schema {
 			},
 			"labels": schema.MapAttribute{
 				Description: "Labels set on the containerd container. Keys must not start with `" +
-					reservedLabelPrefix + "` (reserved for pouch). A change updates the container in place.",
+					reservedLabelPrefix + "` (reserved for pouch). " + withoutRestart,
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.Map{
@@ -158,7 +161,7 @@ func containerSchema(ctx context.Context) schema.Schema {
 			},
 			"working_dir": schema.StringAttribute{
 				Description: "Absolute working directory of the process; when left out the image's " +
-					"WORKDIR applies (not shown in state). A change updates the container in place (task restarted).",
+					"WORKDIR applies (not shown in state). " + restartsInPlace,
 				Optional: true,
 				Validators: []validator.String{
 					stringvalidator.RegexMatches(regexp.MustCompile(`^/`), "must be an absolute path"),
@@ -166,21 +169,22 @@ func containerSchema(ctx context.Context) schema.Schema {
 			},
 			"user": schema.StringAttribute{
 				Description: "User (`name`, `uid`, `uid:gid` or `name:group`) the process runs as; when left " +
-					"out the image's USER applies (not shown in state). A change updates the container in " +
-					"place (task restarted).",
+					"out the image's USER applies (not shown in state). " + restartsInPlace,
 				Optional: true,
 				Validators: []validator.String{
 					stringvalidator.LengthAtLeast(1),
 				},
 			},
 			"network_mode": schema.StringAttribute{
-				Description: "Network namespace of the task: `host` (the host's network, the default) or " +
-					"`none` (loopback only). A change updates the container in place (task restarted).",
+				Description: "Network of the task: `bridge` (the default: a network namespace of the container's " +
+					"own on the provider's bridge, with an IP and MAC address kept for the container's whole life), " +
+					"`host` (the host's network) or `none` (loopback only). A change restarts the container in place " +
+					"(same container, same root filesystem); its IP and MAC address change with it.",
 				Optional: true,
 				Computed: true,
 				Default:  stringdefault.StaticString(defaultNetworkMode),
 				Validators: []validator.String{
-					stringvalidator.OneOf(string(engine.NetworkHost), string(engine.NetworkNone)),
+					stringvalidator.OneOf(string(engine.NetworkBridge), string(engine.NetworkHost), string(engine.NetworkNone)),
 				},
 			},
 			"running": schema.BoolAttribute{
@@ -192,8 +196,8 @@ func containerSchema(ctx context.Context) schema.Schema {
 				Default:  booldefault.StaticBool(defaultRunning),
 			},
 			"stop_timeout": schema.Int64Attribute{
-				Description: "Seconds a stop waits after SIGTERM before sending SIGKILL (default 10; " +
-					"0 kills at once). A change updates the container in place without restarting it.",
+				Description: "Seconds a stop waits after `stop_signal` before sending SIGKILL (default 10; " +
+					"0 kills at once). " + withoutRestart,
 				Optional: true,
 				Computed: true,
 				Default:  int64default.StaticInt64(defaultStopTimeout),
@@ -213,6 +217,10 @@ func containerSchema(ctx context.Context) schema.Schema {
 			}),
 		},
 	}
+	for name, a := range statefulAttributes() {
+		s.Attributes[name] = a
+	}
+	return s
 }
 
 // timeoutsAttrTypes are the attribute types of the timeouts object.

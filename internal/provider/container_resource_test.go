@@ -46,7 +46,11 @@ func TestAccContainer_basic(t *testing.T) {
 					expectState("image_id", knownvalue.StringExact(digest)),
 					expectState("status", knownvalue.StringExact("running")),
 					expectState("running", knownvalue.Bool(true)),
-					expectState("network_mode", knownvalue.StringExact("host")),
+					expectState("network_mode", knownvalue.StringExact("bridge")),
+					expectState("ip_address", knownvalue.NotNull()),
+					expectState("hostname", knownvalue.StringExact(name)),
+					expectState("restart", knownvalue.StringExact("no")),
+					expectState("image_volumes", knownvalue.ListSizeExact(0)),
 					expectState("stop_timeout", knownvalue.Int64Exact(10)),
 					// The image's values are not the user's: none in state.
 					expectState("command", knownvalue.Null()),

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -19,6 +20,9 @@ import (
 // map[string]string, bool, int64, nil (null) or a tftypes.Value (e.g.
 // unknown) per attribute; attributes left out are null.
 type attrs map[string]any
+
+// emptyList is a known, empty list of any element type.
+type emptyList struct{}
 
 func containerObjectType(t *testing.T) tftypes.Object {
 	t.Helper()
@@ -43,6 +47,10 @@ func toTF(t *testing.T, typ tftypes.Type, v any) tftypes.Value {
 		return tftypes.NewValue(typ, v)
 	case int64:
 		return tftypes.NewValue(typ, new(big.Float).SetInt64(v))
+	case float64:
+		return tftypes.NewValue(typ, big.NewFloat(v))
+	case emptyList:
+		return tftypes.NewValue(typ, []tftypes.Value{})
 	case []string:
 		elems := []tftypes.Value{}
 		for _, s := range v {
@@ -107,6 +115,12 @@ func TestContainer_validation(t *testing.T) {
 		{"name": "web", "image": "busybox", "env": map[string]string{"A": "1", "B_C": "x=y"}},
 		{"name": "web", "image": "busybox", "labels": map[string]string{"app": "web", "io.other": "x"}},
 		{"name": "web", "image": "busybox", "network_mode": "none", "stop_timeout": int64(0)},
+		{"name": "web", "image": "busybox", "network_mode": "bridge", "hostname": "db-1.internal"},
+		{"name": "web", "image": "busybox", "memory": int64(64), "memory_swap": int64(-1), "cpus": 0.5,
+			"cpu_shares": int64(512), "pids_limit": int64(100)},
+		{"name": "web", "image": "busybox", "memory": int64(64), "memory_swap": int64(64)},
+		{"name": "web", "image": "busybox", "restart": "unless-stopped", "stop_signal": "SIGQUIT",
+			"seccomp_profile": "/etc/seccomp.json", "no_new_privileges": false, "privileged": true},
 		{"name": "web", "image": "busybox", "working_dir": "/srv", "user": "1000:1000"},
 		{"name": "web", "image": "busybox", "command": []string{}, "entrypoint": []string{"sh", "-c"}},
 		// Values not known yet are not rejected.
@@ -138,7 +152,18 @@ func TestContainer_validation(t *testing.T) {
 		{attrs{"name": "web", "image": "busybox", "env": map[string]string{"A=B": "1"}}, "env", "must not contain '='"},
 		{attrs{"name": "web", "image": "busybox", "env": map[string]string{"": "1"}}, "env", "at least 1"},
 		{attrs{"name": "web", "image": "busybox", "labels": map[string]string{"io.pouch.record": "x"}}, "labels", "reserved"},
-		{attrs{"name": "web", "image": "busybox", "network_mode": "bridge"}, "network_mode", "host"},
+		{attrs{"name": "web", "image": "busybox", "network_mode": "overlay"}, "network_mode", "bridge"},
+		{attrs{"name": "web", "image": "busybox", "memory": int64(0)}, "memory", "at least 1"},
+		{attrs{"name": "web", "image": "busybox", "memory": int64(64), "memory_swap": int64(32)}, "memory_swap", "at least memory"},
+		{attrs{"name": "web", "image": "busybox", "memory_swap": int64(-1)}, "memory_swap", "memory"},
+		{attrs{"name": "web", "image": "busybox", "cpus": float64(0)}, "cpus", "greater than 0"},
+		{attrs{"name": "web", "image": "busybox", "cpus": float64(-0.5)}, "cpus", "greater than 0"},
+		{attrs{"name": "web", "image": "busybox", "cpu_shares": int64(1)}, "cpu_shares", "at least 2"},
+		{attrs{"name": "web", "image": "busybox", "pids_limit": int64(0)}, "pids_limit", "at least 1"},
+		{attrs{"name": "web", "image": "busybox", "restart": "on-failure"}, "restart", "unless-stopped"},
+		{attrs{"name": "web", "image": "busybox", "stop_signal": "TERM"}, "stop_signal", "SIGTERM"},
+		{attrs{"name": "web", "image": "busybox", "seccomp_profile": "strict"}, "seccomp_profile", "unconfined"},
+		{attrs{"name": "web", "image": "busybox", "hostname": "web server"}, "hostname", "host name"},
 		{attrs{"name": "web", "image": "busybox", "stop_timeout": int64(-1)}, "stop_timeout", "at least 0"},
 		{attrs{"name": "web", "image": "busybox", "working_dir": "srv"}, "working_dir", "absolute path"},
 		{attrs{"name": "web", "image": "busybox", "user": ""}, "user", "at least 1"},
@@ -221,19 +246,30 @@ func priorContainer() attrs {
 	return attrs{
 		"id": "c1", "name": "c1", "image": "docker.io/pouchtest/app:v1",
 		"image_id": "sha256:aaa", "command": []string{"x"},
-		"network_mode": "host", "running": false, "stop_timeout": int64(10), "status": "stopped",
+		"network_mode": "bridge", "running": false, "stop_timeout": int64(10), "status": "stopped",
+		"ip_address": "10.88.0.5", "mac_address": "0a:58:0a:58:00:05", "hostname": "c1", "keep_image_volumes": false, "image_volumes": emptyList{},
+		"log_path": "/var/lib/pouch/logs/c1/c1.log", "restart": "no", "stop_signal": "SIGTERM",
+		"privileged": false, "read_only_rootfs": false, "seccomp_profile": "default", "no_new_privileges": true,
 	}
 }
 
 func TestContainer_planCreate(t *testing.T) {
 	planned, _ := planContainer(t, nil, attrs{"name": "c1", "image": "busybox"})
 	listT := tftypes.List{ElementType: tftypes.String}
+	wantValue(t, planned, "hostname", "c1") // defaults to the name
+	wantValue(t, planned, "restart", "no")
+	wantValue(t, planned, "stop_signal", "SIGTERM")
+	wantValue(t, planned, "seccomp_profile", "default")
+	wantValue(t, planned, "no_new_privileges", true)
+	wantValue(t, planned, "privileged", false)
+	wantValue(t, planned, "memory", nil)
+	wantValue(t, planned, "ip_address", unknown(tftypes.String))
 	// The image's entrypoint and command are not the user's: they stay null.
 	wantValue(t, planned, "command", nil)
 	wantValue(t, planned, "entrypoint", nil)
 	wantValue(t, planned, "env", nil)
 	wantValue(t, planned, "running", true)
-	wantValue(t, planned, "network_mode", "host")
+	wantValue(t, planned, "network_mode", "bridge")
 	wantValue(t, planned, "stop_timeout", int64(10))
 	wantValue(t, planned, "id", unknown(tftypes.String))
 	wantValue(t, planned, "image_id", unknown(tftypes.String))
@@ -264,6 +300,11 @@ func TestContainer_planStartKeepsImageID(t *testing.T) {
 	wantValue(t, planned, "id", "c1")
 	wantValue(t, planned, "command", []string{"x"})
 	wantValue(t, planned, "status", unknown(tftypes.String))
+	// The network identity and the image's volumes do not change.
+	wantValue(t, planned, "ip_address", "10.88.0.5")
+	wantValue(t, planned, "mac_address", "0a:58:0a:58:00:05")
+	wantValue(t, planned, "image_volumes", emptyList{})
+	wantValue(t, planned, "hostname", "c1")
 	if len(resp.RequiresReplace) != 0 {
 		t.Errorf("requires replace: %v", resp.RequiresReplace)
 	}
@@ -277,6 +318,9 @@ func TestContainer_planImageChangeIsInPlace(t *testing.T) {
 	wantValue(t, planned, "status", unknown(tftypes.String))
 	wantValue(t, planned, "id", "c1")
 	wantValue(t, planned, "command", []string{}) // explicitly cleared
+	// The new image may declare other volumes; the network identity stays.
+	wantValue(t, planned, "image_volumes", unknown(containerObjectType(t).AttributeTypes["image_volumes"]))
+	wantValue(t, planned, "ip_address", "10.88.0.5")
 	if len(resp.RequiresReplace) != 0 {
 		t.Errorf("an image change must update in place, got requires replace %v", resp.RequiresReplace)
 	}
@@ -359,7 +403,7 @@ func TestContainer_modelRoundTrip(t *testing.T) {
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if got.StopTimeout.ValueInt64() != 10 || got.NetworkMode.ValueString() != "host" ||
+	if got.StopTimeout.ValueInt64() != 10 || got.NetworkMode.ValueString() != "bridge" ||
 		!got.Running.ValueBool() || !got.Command.IsNull() || !got.Env.IsNull() || !got.Labels.IsNull() {
 		t.Errorf("imported model %+v", got)
 	}
@@ -370,4 +414,92 @@ func typesString(s string, null bool) types.String {
 		return types.StringNull()
 	}
 	return types.StringValue(s)
+}
+
+func TestContainer_planNetworkModeChange(t *testing.T) {
+	planned, resp := planContainer(t, priorContainer(), attrs{
+		"name": "c1", "image": "docker.io/pouchtest/app:v1", "running": false, "network_mode": "host",
+	})
+	wantValue(t, planned, "ip_address", unknown(tftypes.String))
+	wantValue(t, planned, "mac_address", unknown(tftypes.String))
+	wantValue(t, planned, "image_id", "sha256:aaa")
+	if len(resp.RequiresReplace) != 0 {
+		t.Errorf("a network_mode change must restart in place, got requires replace %v", resp.RequiresReplace)
+	}
+	// hostname follows a new name when it is not set.
+	planned, _ = planContainer(t, priorContainer(), attrs{"name": "c2", "image": "docker.io/pouchtest/app:v1"})
+	wantValue(t, planned, "hostname", "c2")
+	planned, _ = planContainer(t, priorContainer(), attrs{"name": "c1", "image": "docker.io/pouchtest/app:v1", "hostname": "db"})
+	wantValue(t, planned, "hostname", "db")
+}
+
+func TestContainer_statefulRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	st := engine.State{
+		ID: "c1",
+		Spec: engine.ContainerSpec{
+			Name: "c1", Image: "busybox:1.36", NetworkMode: engine.NetworkBridge, StopTimeout: 10 * time.Second,
+			Ports: []engine.PortMapping{
+				{HostIP: "127.0.0.1", HostPort: 8080, ContainerPort: 80, Protocol: "tcp"},
+				{HostPort: 5353, ContainerPort: 53, Protocol: "udp"},
+			},
+			Mounts: []engine.Mount{
+				{Type: engine.MountVolume, Source: "data", Target: "/data"},
+				{Type: engine.MountBind, Source: "/srv", Target: "/srv", ReadOnly: true},
+				{Type: engine.MountTmpfs, Target: "/tmp", TmpfsSizeMiB: 16},
+			},
+			Resources: engine.Resources{MemoryMiB: 64, MemorySwapMiB: -1, CPUs: 0.5, CPUShares: 512, PidsLimit: 100},
+			Security: engine.Security{
+				ReadOnlyRootfs: true, CapAdd: []string{"NET_ADMIN"}, SeccompProfile: "unconfined", AllowNewPrivileges: true,
+			},
+			Restart: engine.RestartAlways, Hostname: "db",
+		},
+		IPAddress: "10.88.0.7", MACAddress: "0a:58:0a:58:00:07", LogPath: "/var/lib/pouch/logs/c1/c1.log",
+		ImageVolumes: []engine.ImageVolume{{Target: "/var/lib/app", Path: "/var/lib/pouch/volumes/pouch/_anonymous/c1/x"}},
+		Status:       engine.StatusRunning,
+	}
+	prior := containerModel{Name: types.StringValue("c1")}
+	prior.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx))
+	m, diags := containerFromState(ctx, st, prior)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	spec, diags := m.spec(ctx)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	want := st.Spec
+	want.StopSignal = defaultStopSignal // the defaults are written out
+	want.Running = true
+	if fmt.Sprintf("%+v", spec) != fmt.Sprintf("%+v", want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", spec, want)
+	}
+	if m.IPAddress.ValueString() != "10.88.0.7" || m.LogPath.IsNull() || len(m.ImageVolumes.Elements()) != 1 ||
+		m.Hostname.ValueString() != "db" || m.NoNewPrivileges.ValueBool() {
+		t.Errorf("model %+v", m)
+	}
+
+	// Zero values read back as the schema's defaults, so that plans stay empty.
+	m, diags = containerFromState(ctx, engine.State{ID: "c1", Spec: engine.ContainerSpec{Image: "busybox"}}, prior)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	for name, c := range map[string]struct{ got, want string }{
+		"network_mode":      {m.NetworkMode.String(), `"bridge"`},
+		"restart":           {m.Restart.String(), `"no"`},
+		"stop_signal":       {m.StopSignal.String(), `"SIGTERM"`},
+		"seccomp_profile":   {m.SeccompProfile.String(), `"default"`},
+		"no_new_privileges": {m.NoNewPrivileges.String(), "true"},
+		"hostname":          {m.Hostname.String(), `"c1"`},
+		"ports":             {m.Ports.String(), "<null>"},
+		"mounts":            {m.Mounts.String(), "<null>"},
+		"capabilities":      {m.Capabilities.String(), "<null>"},
+		"image_volumes":     {m.ImageVolumes.String(), "[]"},
+		"memory":            {m.Memory.String(), "<null>"},
+		"cpus":              {m.CPUs.String(), "<null>"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s read back as %s, want %s", name, c.got, c.want)
+		}
+	}
 }

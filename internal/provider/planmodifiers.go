@@ -2,9 +2,13 @@ package provider
 
 import (
 	"context"
+	"strings"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 )
 
@@ -32,38 +36,101 @@ func (nullWhenUnsetOnCreate) PlanModifyList(_ context.Context, req planmodifier.
 }
 
 // sameWhileAttributeUnchanged keeps the prior state value of a computed
-// attribute while another attribute (its source) is planned unchanged, and
+// attribute while other attributes (its sources) are planned unchanged, and
 // leaves it unknown otherwise. image_id uses it with `image`: the digest is
-// only recomputed when the image reference changes.
+// only recomputed when the image reference changes; ip_address with
+// `network_mode`; image_volumes with `image` and `mounts`.
 type sameWhileAttributeUnchanged struct {
 	source path.Path
+	// more are further sources.
+	more []path.Path
 }
 
-var _ planmodifier.String = sameWhileAttributeUnchanged{}
+var (
+	_ planmodifier.String = sameWhileAttributeUnchanged{}
+	_ planmodifier.List   = sameWhileAttributeUnchanged{}
+)
+
+func (m sameWhileAttributeUnchanged) sources() []path.Path {
+	return append([]path.Path{m.source}, m.more...)
+}
 
 func (m sameWhileAttributeUnchanged) Description(context.Context) string {
-	return "Keeps the prior value unless " + m.source.String() + " changes."
+	names := []string{}
+	for _, p := range m.sources() {
+		names = append(names, p.String())
+	}
+	return "Keeps the prior value unless " + strings.Join(names, " or ") + " changes."
 }
 
 func (m sameWhileAttributeUnchanged) MarkdownDescription(ctx context.Context) string {
 	return m.Description(ctx)
 }
 
+// unchanged reports whether every source is planned equal to its prior
+// value.
+func (m sameWhileAttributeUnchanged) unchanged(ctx context.Context, plan tfsdk.Plan, state tfsdk.State, diags *diag.Diagnostics) bool {
+	for _, p := range m.sources() {
+		var planned, prior attr.Value
+		d := plan.GetAttribute(ctx, p, &planned)
+		d.Append(state.GetAttribute(ctx, p, &prior)...)
+		diags.Append(d...)
+		if d.HasError() || planned == nil || prior == nil || planned.IsUnknown() || !planned.Equal(prior) {
+			return false
+		}
+	}
+	return true
+}
+
 func (m sameWhileAttributeUnchanged) PlanModifyString(ctx context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
 	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
 		return // create or destroy
 	}
-	if !req.PlanValue.IsUnknown() || req.StateValue.IsNull() {
+	if !req.PlanValue.IsUnknown() {
 		return
 	}
-	var planned, prior types.String
-	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, m.source, &planned)...)
-	resp.Diagnostics.Append(req.State.GetAttribute(ctx, m.source, &prior)...)
+	if m.unchanged(ctx, req.Plan, req.State, &resp.Diagnostics) {
+		resp.PlanValue = req.StateValue
+	}
+}
+
+func (m sameWhileAttributeUnchanged) PlanModifyList(ctx context.Context, req planmodifier.ListRequest, resp *planmodifier.ListResponse) {
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
+		return // create or destroy
+	}
+	if !req.PlanValue.IsUnknown() {
+		return
+	}
+	if m.unchanged(ctx, req.Plan, req.State, &resp.Diagnostics) {
+		resp.PlanValue = req.StateValue
+	}
+}
+
+// defaultFromAttribute plans the value of another attribute (the source) for
+// an Optional+Computed string the configuration leaves out: hostname defaults
+// to name.
+type defaultFromAttribute struct {
+	source path.Path
+}
+
+var _ planmodifier.String = defaultFromAttribute{}
+
+func (m defaultFromAttribute) Description(context.Context) string {
+	return "Defaults to the value of " + m.source.String() + "."
+}
+
+func (m defaultFromAttribute) MarkdownDescription(ctx context.Context) string {
+	return m.Description(ctx)
+}
+
+func (m defaultFromAttribute) PlanModifyString(ctx context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+	if req.Plan.Raw.IsNull() || !req.ConfigValue.IsNull() {
+		return // destroy, or set in the configuration
+	}
+	var src types.String
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, m.source, &src)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if planned.IsUnknown() || !planned.Equal(prior) {
-		return
-	}
-	resp.PlanValue = req.StateValue
+	resp.PlanValue = src
 }

@@ -46,7 +46,17 @@ type providerModel struct {
 	Snapshotter types.String `tfsdk:"snapshotter"`
 	Runtime     types.String `tfsdk:"runtime"`
 	DataRoot    types.String `tfsdk:"data_root"`
+
+	BridgeName    types.String `tfsdk:"bridge_name"`
+	BridgeSubnet  types.String `tfsdk:"bridge_subnet"`
+	CNIConfigFile types.String `tfsdk:"cni_config_file"`
 }
+
+// Defaults of the bridge network.
+const (
+	defaultBridgeName   = "pouch0"
+	defaultBridgeSubnet = "10.88.0.0/16"
+)
 
 // providerData is what Configure hands to resources. engine is nil when the
 // configuration was not known yet (plan time with values computed from other
@@ -91,10 +101,30 @@ func (p *pouchProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 				Validators:  nonEmpty,
 			},
 			"data_root": schema.StringAttribute{
-				Description: "Directory where the provider keeps its own files, such as container logs. " +
-					"Defaults to `" + engine.DefaultDataRoot + "`.",
+				Description: "Directory where the provider keeps its own files: container logs, named and " +
+					"anonymous volumes, network state. Defaults to `" + engine.DefaultDataRoot + "`.",
 				Optional:   true,
 				Validators: nonEmpty,
+			},
+			"bridge_name": schema.StringAttribute{
+				Description: "Linux bridge that containers with `network_mode = \"bridge\"` join; created when " +
+					"missing. Defaults to `" + defaultBridgeName + "`. Ignored with `cni_config_file`.",
+				Optional: true,
+				Validators: []validator.String{
+					stringvalidator.RegexMatches(bridgeNameRegexp, bridgeNameRule),
+				},
+			},
+			"bridge_subnet": schema.StringAttribute{
+				Description: "IPv4 subnet of the bridge network, in CIDR notation; containers get their " +
+					"addresses from it. Defaults to `" + defaultBridgeSubnet + "`. Ignored with `cni_config_file`.",
+				Optional:   true,
+				Validators: []validator.String{ipv4CIDR{}},
+			},
+			"cni_config_file": schema.StringAttribute{
+				Description: "Absolute path of an existing CNI network list (`.conflist`) that bridge containers " +
+					"join instead of the network pouch writes for itself from `bridge_name` and `bridge_subnet`.",
+				Optional:   true,
+				Validators: []validator.String{absolutePath{}},
 			},
 		},
 	}
@@ -110,7 +140,8 @@ func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureReq
 	// Values computed from other resources are unknown at plan time. That is
 	// not an error: resources keep their prior state until the values are
 	// known, and apply always runs with a known configuration.
-	for _, v := range []types.String{cfg.Address, cfg.Namespace, cfg.Snapshotter, cfg.Runtime, cfg.DataRoot} {
+	for _, v := range []types.String{cfg.Address, cfg.Namespace, cfg.Snapshotter, cfg.Runtime, cfg.DataRoot,
+		cfg.BridgeName, cfg.BridgeSubnet, cfg.CNIConfigFile} {
 		if v.IsUnknown() {
 			tflog.Debug(ctx, "provider configuration not known yet; containers will not be refreshed in this plan")
 			data := &providerData{}
@@ -126,7 +157,12 @@ func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureReq
 		Snapshotter: stringOr(cfg.Snapshotter, engine.DefaultSnapshotter),
 		Runtime:     stringOr(cfg.Runtime, engine.DefaultRuntime),
 		DataRoot:    stringOr(cfg.DataRoot, engine.DefaultDataRoot),
-		Logger:      engineLogger{},
+		Network: engine.NetworkOptions{
+			Bridge:   stringOr(cfg.BridgeName, defaultBridgeName),
+			Subnet:   stringOr(cfg.BridgeSubnet, defaultBridgeSubnet),
+			ConfFile: stringOr(cfg.CNIConfigFile),
+		},
+		Logger: engineLogger{},
 	}
 	// engine.New does no I/O: the connection is made on first use, so a
 	// missing daemon is reported by the resource operation that needs it.
@@ -138,6 +174,9 @@ func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureReq
 		"snapshotter": opts.Snapshotter,
 		"runtime":     opts.Runtime,
 		"data_root":   opts.DataRoot,
+		"bridge":      opts.Network.Bridge,
+		"subnet":      opts.Network.Subnet,
+		"cni_config":  opts.Network.ConfFile,
 	})
 
 	data := &providerData{engine: eng}
@@ -148,6 +187,7 @@ func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureReq
 func (p *pouchProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewContainerResource,
+		NewVolumeResource,
 	}
 }
 

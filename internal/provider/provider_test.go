@@ -43,15 +43,24 @@ func TestProvider_schema(t *testing.T) {
 	}
 
 	resources := p.Resources(ctx)
-	if len(resources) != 1 {
+	if len(resources) != 2 {
 		t.Fatalf("%d resources", len(resources))
 	}
-	r := resources[0]()
+	var types []string
+	for _, newResource := range resources {
+		types = append(types, checkResourceSchema(t, newResource()))
+	}
+	if strings.Join(types, " ") != "pouch_container pouch_volume" {
+		t.Errorf("resource types %v", types)
+	}
+}
+
+// checkResourceSchema checks r's schema and returns its type name.
+func checkResourceSchema(t *testing.T, r fwresource.Resource) string {
+	t.Helper()
+	ctx := context.Background()
 	var rmeta fwresource.MetadataResponse
 	r.Metadata(ctx, fwresource.MetadataRequest{ProviderTypeName: "pouch"}, &rmeta)
-	if rmeta.TypeName != "pouch_container" {
-		t.Fatalf("resource type %q", rmeta.TypeName)
-	}
 	var rresp fwresource.SchemaResponse
 	r.Schema(ctx, fwresource.SchemaRequest{}, &rresp)
 	if rresp.Diagnostics.HasError() {
@@ -68,9 +77,11 @@ func TestProvider_schema(t *testing.T) {
 		// Every configurable attribute says what a change does.
 		if (a.IsOptional() || a.IsRequired()) && name != "timeouts" &&
 			!strings.Contains(desc, "in place") && !strings.Contains(desc, "replaces") {
-			t.Errorf("description of %s does not say whether a change updates in place or replaces: %q", name, desc)
+			t.Errorf("%s: description of %s does not say whether a change updates in place or replaces: %q",
+				rmeta.TypeName, name, desc)
 		}
 	}
+	return rmeta.TypeName
 }
 
 func TestProvider_configureUnknownAndDefaults(t *testing.T) {
@@ -82,6 +93,7 @@ func TestProvider_configureUnknownAndDefaults(t *testing.T) {
 	cfgType := tftypes.Object{AttributeTypes: map[string]tftypes.Type{
 		"address": tftypes.String, "namespace": tftypes.String, "snapshotter": tftypes.String,
 		"runtime": tftypes.String, "data_root": tftypes.String,
+		"bridge_name": tftypes.String, "bridge_subnet": tftypes.String, "cni_config_file": tftypes.String,
 	}}
 	for name, address := range map[string]any{
 		"unknown": tftypes.UnknownValue,

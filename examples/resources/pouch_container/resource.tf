@@ -1,13 +1,29 @@
+resource "pouch_volume" "data" {
+  name = "my-data"
+}
+
 resource "pouch_container" "example" {
   name  = "my-container"
   image = "docker.io/library/busybox:1.36"
 
-  command = ["sh", "-c", "while true; do date; sleep 60; done"]
+  command = ["sh", "-c", "while true; do date >> /data/dates; sleep 60; done"]
 
   env = {
     GREETING = "hello"
   }
 
-  network_mode = "host"
+  # The default network: an address of its own, kept across upgrades.
+  network_mode = "bridge"
+  ports = [
+    { internal = 80, external = 8080, ip = "127.0.0.1" },
+  ]
+
+  # Data that survives restarts and image upgrades.
+  mounts = [
+    { type = "volume", source = pouch_volume.data.name, target = "/data" },
+  ]
+
+  memory       = 128
+  restart      = "unless-stopped"
   stop_timeout = 10
 }

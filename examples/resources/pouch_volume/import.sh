@@ -1,0 +1,2 @@
+# A volume is imported by its name.
+terraform import pouch_volume.data db-data

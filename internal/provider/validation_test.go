@@ -1,0 +1,189 @@
+package provider
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+)
+
+// These run terraform (plan only) but need no containerd: every bad input is
+// refused at plan time, with the attribute named.
+
+const validationProvider = `
+provider "pouch" {
+  address = "unix:///tmp/pouch-validation-does-not-exist.sock"
+}
+`
+
+func validationStep(body, wantErr string) resource.TestStep {
+	return resource.TestStep{
+		Config: validationProvider + `
+resource "pouch_container" "test" {
+` + body + `
+}
+`,
+		PlanOnly:    true,
+		ExpectError: regexp.MustCompile(wantErr),
+	}
+}
+
+// ws matches the words of a message literally, allowing Terraform's line
+// wrapping between them.
+func ws(s string) string {
+	words := strings.Fields(s)
+	for i, w := range words {
+		words[i] = regexp.QuoteMeta(w)
+	}
+	return strings.Join(words, `\s+`)
+}
+
+func TestValidation_container(t *testing.T) {
+	base := "  name  = \"web\"\n  image = \"busybox:1.36\"\n"
+	cases := []struct {
+		body, want string
+	}{
+		{`  name = "-web"` + "\n" + `  image = "busybox"`, `Attribute\s+name\s+` + ws("must be 1 to 128 characters")},
+		{`  name = "web"` + "\n" + `  image = "busybox latest"`, `Attribute\s+image\s+` + ws("must not contain whitespace")},
+		{base + `  memory = 0`, `Attribute\s+memory\s+` + ws("value must be at least 1")},
+		{base + `  memory = -5`, `Attribute\s+memory\s+` + ws("value must be at least 1")},
+		{base + `  cpus = 0`, `Attribute\s+cpus\s+` + ws("must be greater than 0")},
+		{base + `  memory_swap = 64`, `memory_swap(.|\n)*memory`},
+		{base + "  memory = 128\n  memory_swap = 64", `Attribute\s+memory_swap\s+` + ws("(64 MiB) is memory plus swap")},
+		{base + `  network_mode = "overlay"`, `Attribute\s+network_mode\s+` + ws("value must be one of")},
+		{base + `  restart = "sometimes"`, `Attribute\s+restart\s+` + ws("value must be one of")},
+		{base + `  stop_signal = "TERM"`, `Attribute\s+stop_signal\s+` + ws("value must be one of")},
+		{base + `  seccomp_profile = "relative.json"`, `Attribute\s+seccomp_profile\s+must\s+be`},
+		{base + `  capabilities = { add = ["net_admin"] }`, `capabilities\.add\[0\](.|\n)*` + ws("capability name")},
+		{base + `  mounts = [{ type = "nfs", target = "/data" }]`, `Attribute\s+mounts\[0\]\.type\s+` + ws("value must be one of")},
+		{base + `  mounts = [{ type = "tmpfs", target = "data" }]`, `Attribute\s+mounts\[0\]\.target\s+` + ws("must be an absolute path")},
+		{base + `  mounts = [{ type = "bind", source = "srv", target = "/srv" }]`, `Attribute\s+mounts\[0\]\.source\s+` + ws("of a bind mount must be an absolute host path")},
+		{base + `  mounts = [{ type = "volume", target = "/data" }]`, `Attribute\s+mounts\[0\]\.source\s+` + ws("must name the volume")},
+		{base + `  mounts = [{ type = "volume", source = "../etc", target = "/data" }]`, `Attribute\s+mounts\[0\]\.source\s+` + ws("must be a volume name")},
+		{base + `  mounts = [{ type = "tmpfs", source = "x", target = "/tmp" }]`, `Attribute\s+mounts\[0\]\.source\s+` + ws("must be left out for a tmpfs")},
+		{base + `  mounts = [{ type = "volume", source = "d", target = "/data", tmpfs_size = 8 }]`, `Attribute\s+mounts\[0\]\.tmpfs_size\s+` + ws("only applies to tmpfs")},
+		{base + `  mounts = [{ type = "tmpfs", target = "/tmp", tmpfs_size = 0 }]`, `Attribute\s+mounts\[0\]\.tmpfs_size\s+` + ws("value must be at least 1")},
+		{base + `  mounts = [{ type = "tmpfs", target = "/data" }, { type = "tmpfs", target = "/data/" }]`, `Attribute\s+mounts\[1\]\.target\s+/data\s+` + ws("is already the target of mounts[0]")},
+		{base + `  ports = [{ internal = 0, external = 80 }]`, `Attribute\s+ports\[0\]\.internal\s+` + ws("value must be between 1 and 65535")},
+		{base + `  ports = [{ internal = 80, external = 70000 }]`, `Attribute\s+ports\[0\]\.external\s+` + ws("value must be between 1 and 65535")},
+		{base + `  ports = [{ internal = 80, external = 8080, ip = "localhost" }]`, `Attribute\s+ports\[0\]\.ip\s+` + ws("must be an IP address")},
+		{base + `  ports = [{ internal = 80, external = 8080, protocol = "sctp" }]`, `Attribute\s+ports\[0\]\.protocol\s+` + ws("value must be one of")},
+		{base + "  network_mode = \"host\"\n  ports = [{ internal = 80, external = 8080 }]", `Attribute\s+ports\s+` + ws("publishes container ports, which only works with network_mode = \"bridge\"")},
+		{base + "  network_mode = \"none\"\n  ports = [{ internal = 80, external = 8080 }]", `Attribute\s+ports\s+publishes`},
+		{base + `  ports = [{ internal = 80, external = 8080 }, { internal = 81, external = 8080, ip = "0.0.0.0" }]`, `Attribute\s+ports\[1\]\s+` + ws("publishes tcp port 8080 on all addresses, as ports[0] does already")},
+	}
+	steps := make([]resource.TestStep, 0, len(cases))
+	for _, c := range cases {
+		steps = append(steps, validationStep(c.body, c.want))
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Factories(),
+		Steps:                    steps,
+	})
+}
+
+func TestValidation_validConfigPlans(t *testing.T) {
+	// Everything at once is accepted: a create plans without the daemon.
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Factories(),
+		Steps: []resource.TestStep{{
+			Config: validationProvider + `
+resource "pouch_container" "test" {
+  name         = "web"
+  image        = "busybox:1.36"
+  hostname     = "web.internal"
+  network_mode = "bridge"
+  ports = [
+    { internal = 80, external = 8080, ip = "127.0.0.1" },
+    { internal = 80, external = 8080, ip = "127.0.0.2" },
+    { internal = 53, external = 8080, protocol = "udp" },
+  ]
+  mounts = [
+    { type = "volume", source = "data", target = "/data" },
+    { type = "bind", source = "/srv", target = "/srv", read_only = true },
+    { type = "tmpfs", target = "/tmp", tmpfs_size = 16 },
+  ]
+  memory            = 64
+  memory_swap       = -1
+  cpus              = 0.5
+  cpu_shares        = 512
+  pids_limit        = 100
+  restart           = "unless-stopped"
+  stop_signal       = "SIGQUIT"
+  read_only_rootfs  = true
+  capabilities      = { add = ["NET_ADMIN"], drop = ["CAP_MKNOD"] }
+  seccomp_profile   = "unconfined"
+  no_new_privileges = false
+}
+`,
+			PlanOnly:           true,
+			ExpectNonEmptyPlan: true,
+		}},
+	})
+}
+
+func TestValidation_providerAndVolume(t *testing.T) {
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Factories(),
+		Steps: []resource.TestStep{
+			{
+				Config: `
+provider "pouch" {
+  bridge_subnet = "10.88.0.0"
+}
+resource "pouch_volume" "data" {
+  name = "data"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+bridge_subnet\s+` + ws("must be an IPv4 network in CIDR notation")),
+			},
+			{
+				Config: `
+provider "pouch" {
+  bridge_subnet = "fd00::/64"
+}
+resource "pouch_volume" "data" {
+  name = "data"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+bridge_subnet\s+` + ws("must be an IPv4 network")),
+			},
+			{
+				Config: `
+provider "pouch" {
+  cni_config_file = "pouch.conflist"
+}
+resource "pouch_volume" "data" {
+  name = "data"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+cni_config_file\s+` + ws("must be an absolute path")),
+			},
+			{
+				Config: `
+provider "pouch" {
+  bridge_name = "a-bridge-name-that-is-too-long"
+}
+resource "pouch_volume" "data" {
+  name = "data"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+bridge_name\s+` + ws("must be a network interface name")),
+			},
+			{
+				Config: validationProvider + `
+resource "pouch_volume" "data" {
+  name = "my data"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+name\s+` + ws("must be 1 to 128 characters")),
+			},
+		},
+	})
+}
