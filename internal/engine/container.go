@@ -57,8 +57,8 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 			e.removeSnapshot(cleanup, client, key)
 		}
 	}()
-	imageVolumes, _, err := e.ensureImageVolumes(ctx, client, spec, img, key, nil)
-	if err != nil {
+	imageVolumes, _ := e.planImageVolumes(spec, img, nil)
+	if err := e.createImageVolumes(ctx, client, spec.Name, key, imageVolumes); err != nil {
 		return State{}, err
 	}
 	defer func() {
@@ -119,8 +119,10 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 	return e.inspect(ctx, c)
 }
 
-// Inspect reads a container back. errors.Is(err, ErrNotFound) when it is gone.
+// Inspect reads a container back, first finishing or undoing an update
+// that a crash interrupted. errors.Is(err, ErrNotFound) when it is gone.
 func (e *Engine) Inspect(ctx context.Context, id string) (State, error) {
+	defer e.locks.lock(id)()
 	client, ctx, err := e.connect(ctx)
 	if err != nil {
 		return State{}, err
@@ -128,6 +130,9 @@ func (e *Engine) Inspect(ctx context.Context, id string) (State, error) {
 	c, err := loadContainer(ctx, client, id)
 	if err != nil {
 		return State{}, err
+	}
+	if err := e.recover(ctx, client, c); err != nil {
+		return State{}, fmt.Errorf("recover container %s: %w", id, err)
 	}
 	return e.inspect(ctx, c)
 }
@@ -183,6 +188,9 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := e.recover(ctx, client, c); err != nil {
+		return fmt.Errorf("recover container %s: %w", id, err)
+	}
 	info, err := c.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("read container %s: %w", id, err)
@@ -227,19 +235,25 @@ func loadContainer(ctx context.Context, client *containerd.Client, id string) (c
 }
 
 // prepareSnapshot prepares a new read-write snapshot on top of img's root
-// filesystem. Call it under a lease.
+// filesystem, with a new key. Call it under a lease.
 func (e *Engine) prepareSnapshot(ctx context.Context, client *containerd.Client, id string, img resolvedImage) (string, error) {
+	key := id + "-" + randomSuffix()
+	return key, e.prepareSnapshotAt(ctx, client, key, img)
+}
+
+// prepareSnapshotAt prepares the read-write snapshot key on top of img's
+// root filesystem. Call it under a lease.
+func (e *Engine) prepareSnapshotAt(ctx context.Context, client *containerd.Client, key string, img resolvedImage) error {
 	diffIDs, err := img.image.RootFS(ctx)
 	if err != nil {
-		return "", fmt.Errorf("read image layers: %w", err)
+		return fmt.Errorf("read image layers: %w", err)
 	}
-	key := id + "-" + randomSuffix()
 	parent := identity.ChainID(diffIDs).String()
 	if _, err := client.SnapshotService(e.opts.Snapshotter).Prepare(ctx, key, parent); err != nil {
-		return "", fmt.Errorf("prepare snapshot from image %s: %w", img.image.Name(), err)
+		return fmt.Errorf("prepare snapshot from image %s: %w", img.image.Name(), err)
 	}
-	e.log.Debug(ctx, "snapshot prepared", map[string]any{"container": id, "snapshot": key})
-	return key, nil
+	e.log.Debug(ctx, "snapshot prepared", map[string]any{"snapshot": key})
+	return nil
 }
 
 // removeSnapshot removes a snapshot, logging rather than failing: it runs on

@@ -90,6 +90,9 @@ type Engine struct {
 	log  Logger
 
 	host Host
+	// faultHook, set only by tests, runs at the end of each upgrade phase;
+	// an error it returns fails that phase.
+	faultHook func(Phase) error
 
 	mu     sync.Mutex
 	client *containerd.Client
@@ -128,6 +131,7 @@ func New(opts Options) *Engine {
 		h = &host.Local{
 			NetNSDir: filepath.Join(opts.DataRoot, "netns", opts.Namespace),
 			Network: host.NetworkConfig{
+				Name:     networkName(opts.Network.Bridge),
 				Bridge:   opts.Network.Bridge,
 				Subnet:   opts.Network.Subnet,
 				ConfFile: opts.Network.ConfFile,
@@ -213,4 +217,22 @@ func (k *keyedMutex) lock(key string) func() {
 	k.mu.Unlock()
 	m.Lock()
 	return m.Unlock
+}
+
+// hook runs the test-only fault hook at the end of phase.
+func (e *Engine) hook(phase Phase) error {
+	if e.faultHook == nil {
+		return nil
+	}
+	return e.faultHook(phase)
+}
+
+// networkName is the CNI network name for a bridge: "pouch" for the default
+// bridge, else one of its own, so that two networks on one host never share
+// the iptables chains that CNI names after the network and container.
+func networkName(bridge string) string {
+	if bridge == "" || bridge == host.DefaultBridge {
+		return host.DefaultNetworkName
+	}
+	return host.DefaultNetworkName + "-" + bridge
 }

@@ -19,6 +19,7 @@ type record struct {
 	ImageDigest  string        `json:"image_digest"`
 	Network      networkState  `json:"network"`
 	ImageVolumes []ImageVolume `json:"image_volumes,omitempty"`
+	Revisions    []revision    `json:"revisions,omitempty"`
 }
 
 func init() {

@@ -106,6 +106,10 @@ type ContainerSpec struct {
 	// "SIGTERM" (the default when empty) or "SIGQUIT".
 	StopSignal string   `json:"stop_signal,omitempty"`
 	Security   Security `json:"security"`
+	// Healthcheck, when set, must pass after an upgrade's new task starts
+	// (the Verify phase), or the upgrade rolls back.
+	Healthcheck *Healthcheck  `json:"healthcheck,omitempty"`
+	Upgrade     UpgradePolicy `json:"upgrade"`
 	// Resources are the task's cgroup limits. A change to them alone is
 	// applied to the running task in place.
 	Resources Resources `json:"resources"`
@@ -130,6 +134,36 @@ type Resources struct {
 	CPUShares int64 `json:"cpu_shares,omitempty"`
 	// PidsLimit caps the number of processes.
 	PidsLimit int64 `json:"pids_limit,omitempty"`
+}
+
+// Healthcheck is a command run in the container to tell whether it is
+// healthy. The upgrade's Verify phase waits StartPeriod, then runs Command
+// (exit code 0 is healthy) up to Retries times, Interval apart, each run
+// bounded by Timeout.
+type Healthcheck struct {
+	Command     []string      `json:"command"`
+	Interval    time.Duration `json:"interval,omitempty"`
+	Timeout     time.Duration `json:"timeout,omitempty"`
+	Retries     int           `json:"retries,omitempty"`
+	StartPeriod time.Duration `json:"start_period,omitempty"`
+}
+
+// UpgradePolicy tunes how an image upgrade is verified and what it keeps.
+type UpgradePolicy struct {
+	// VerifySeconds, when positive, requires the new task to be still
+	// running that many seconds after it started.
+	VerifySeconds int `json:"verify_seconds,omitempty"`
+	// NoRollback leaves a new container that failed to start or verify in
+	// place, for debugging, instead of rolling back.
+	NoRollback bool `json:"no_rollback,omitempty"`
+	// KeepRevisions keeps the read-write snapshots of that many previous
+	// images; going back to one of those images reuses its snapshot, with
+	// its files.
+	KeepRevisions int `json:"keep_revisions,omitempty"`
+	// KeepRootfsChanges carries the files changed in the old read-write
+	// layer onto the new image's snapshot. Off by default: an upgrade
+	// starts from the new image's files, as in Pouch.
+	KeepRootfsChanges bool `json:"keep_rootfs_changes,omitempty"`
 }
 
 // DefaultStopTimeout is the usual grace period between SIGTERM and SIGKILL,

@@ -151,3 +151,15 @@ func stopSignal(spec ContainerSpec) (syscall.Signal, error) {
 	}
 	return sig, nil
 }
+
+// pauseTask pauses the container's task.
+func (e *Engine) pauseTask(ctx context.Context, c containerd.Container) error {
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("load task: %w", err)
+	}
+	if err := task.Pause(ctx); err != nil {
+		return fmt.Errorf("pause task: %w", err)
+	}
+	return nil
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 
@@ -12,21 +11,53 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
+)
+
+// Phase names a phase of an upgrade; the journal records the last one
+// entered.
+type Phase string
+
+// The phases of an upgrade, in order. Each has a contract:
+//   - Stage: while the old task keeps running, resolve the new image to a
+//     digest, pull and unpack it, prepare the new read-write snapshot under
+//     a lease (or reuse a kept revision's), create the volumes the new image
+//     declares and build the new runtime spec. Nothing the old container
+//     uses is touched.
+//   - Stop: the old task gets its stop signal, then SIGKILL after the stop
+//     timeout. A paused task is resumed to be stopped, and ends paused.
+//   - Swap: the network moves if its settings changed; rootfs changes are
+//     carried over if asked; then one containerd update points the container
+//     at the new image, snapshot, spec and labels.
+//   - Start: the new task starts if the container is to run.
+//   - Verify: the health check passes and/or the task still runs after
+//     verify_seconds.
+//   - Commit: the old snapshot is removed (or kept as a revision), the
+//     lease released, the journal cleared.
+//
+// A failure before Commit rolls back to the old container; see rollBack.
+const (
+	PhaseStage  Phase = "stage"
+	PhaseStop   Phase = "stop"
+	PhaseSwap   Phase = "swap"
+	PhaseStart  Phase = "start"
+	PhaseVerify Phase = "verify"
+	PhaseCommit Phase = "commit"
 )
 
 // Update changes a container in place to match spec, keeping its ID.
 //
-// A change of image runs the upgrade: stage a new read-write snapshot from
-// the new image and the new runtime spec while the old task still runs; stop
-// the task; swap image, snapshot, spec and record in one containerd update;
-// start the task if spec.Running; then remove the old snapshot. A change of
-// the process or network only restarts the task on the same snapshot. Labels
-// and settings that do not reach the task are updated without a restart.
+// A change of image runs the phases above. A change of the process,
+// mounts, network or security runs the same phases on the same snapshot (a
+// restart in place). A change of cgroup limits alone resizes the running
+// task. Labels and settings that do not reach the task are rewritten
+// without a restart.
 //
-// When any step fails, the old image, snapshot and spec are restored, the
+// When any phase fails, the old image, snapshot and spec are restored, the
 // old task is started again if it was running, everything staged is removed,
-// and the error wraps ErrRolledBack.
+// and the error wraps ErrRolledBack. An update interrupted by a crash is
+// finished or undone by the next Inspect, Update or Delete (see recover).
 func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (State, error) {
 	spec.Name = id
 	if err := validateSpec(spec); err != nil {
@@ -41,6 +72,9 @@ func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (Sta
 	if err != nil {
 		return State{}, err
 	}
+	if err := e.recover(ctx, client, c); err != nil {
+		return State{}, fmt.Errorf("recover container %s: %w", id, err)
+	}
 	u := &upgrade{e: e, client: client, c: c, spec: spec}
 	if err := u.run(ctx); err != nil {
 		return State{}, err
@@ -48,62 +82,62 @@ func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (Sta
 	return e.inspect(ctx, c)
 }
 
-// upgrade is one Update in progress: what it started from and what it has
-// done so far, so that a rollback undoes exactly that.
+// upgrade is one Update in progress.
 type upgrade struct {
 	e      *Engine
 	client *containerd.Client
 	c      containerd.Container
 	spec   ContainerSpec
 
-	old        containers.Container // the container record before the update
-	oldRec     record
-	wasRunning bool
+	old    containers.Container // the container record before the update
+	oldRec record
+	j      journal // what a rollback needs; written to the container
 
 	img          resolvedImage
-	newKey       string    // the staged snapshot; equals old.SnapshotKey when the rootfs is kept
-	newSpec      *oci.Spec // the staged runtime spec
-	newNet       networkState
+	imageChanged bool
+	fromRevision bool          // the new snapshot is a kept revision's
+	newSpec      *oci.Spec     // the staged runtime spec
 	volumes      []ImageVolume // every image volume of the new container
-	newVolumes   []ImageVolume // the image volumes this update created
 	restart      bool          // the task must be recreated for the change to apply
 	resize       bool          // only the cgroup limits change: applied to the live task
-	releaseLease func(context.Context) error
-
-	stopped, netApplied, swapped bool
 }
 
 func (u *upgrade) run(ctx context.Context) error {
-	ctx, release, err := u.client.WithLease(ctx)
+	ctx, _, err := u.client.WithLease(ctx)
 	if err != nil {
 		return fmt.Errorf("create lease: %w", err)
 	}
-	u.releaseLease = release
-	defer func() { _ = u.releaseLease(context.WithoutCancel(ctx)) }()
+	u.j.Lease, _ = leases.FromContext(ctx)
 
 	if err := u.stage(ctx); err != nil {
-		return u.rollback(ctx, "stage", err)
+		return u.fail(ctx, PhaseStage, err)
 	}
 	if !u.restart {
 		return u.applyInPlace(ctx)
 	}
-	if err := u.stop(ctx); err != nil {
-		return u.rollback(ctx, "stop", err)
+	for _, p := range []struct {
+		phase Phase
+		run   func(context.Context) error
+	}{
+		{PhaseStop, u.stop},
+		{PhaseSwap, u.swap},
+		{PhaseStart, u.start},
+		{PhaseVerify, u.verify},
+	} {
+		if err := p.run(ctx); err != nil {
+			return u.fail(ctx, p.phase, err)
+		}
+		if err := u.e.hook(p.phase); err != nil {
+			return u.fail(ctx, p.phase, err)
+		}
 	}
-	if err := u.swap(ctx); err != nil {
-		return u.rollback(ctx, "swap", err)
-	}
-	if err := u.start(ctx); err != nil {
-		return u.rollback(ctx, "start", err)
-	}
-	u.commit(ctx)
-	return nil
+	return u.commit(ctx)
 }
 
 // stage resolves the new image and, while the old task keeps running,
-// prepares everything the new container needs: the snapshot (only for a new
-// image) and the runtime spec. The old snapshot is added to the lease so that
-// garbage collection cannot take it once the swap stops referring to it.
+// prepares everything the new container needs. The journal is written
+// before anything is created, so that a crash in this phase leaves nothing
+// that recovery cannot find.
 func (u *upgrade) stage(ctx context.Context) error {
 	var err error
 	if u.old, err = u.c.Info(ctx); err != nil {
@@ -117,8 +151,6 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	u.wasRunning = status == StatusRunning || status == StatusPaused
-
 	if u.img, err = u.e.resolveImage(ctx, u.client, u.spec.Image); err != nil {
 		return err
 	}
@@ -126,59 +158,81 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	imageChanged := u.img.digest() != oldRec.ImageDigest || u.img.image.Name() != u.old.Image
-	u.newKey = u.old.SnapshotKey
-	if imageChanged {
+	u.imageChanged = u.img.digest() != oldRec.ImageDigest || u.img.image.Name() != u.old.Image
+	u.j = journal{
+		Phase: PhaseStage, Lease: u.j.Lease,
+		WasRunning: status == StatusRunning || status == StatusPaused, WasPaused: status == StatusPaused,
+		OldImage: u.old.Image, OldSnapshot: u.old.SnapshotKey, OldLabels: u.old.Labels, OldRecord: oldRec,
+		NewSnapshot: u.old.SnapshotKey,
+	}
+	if u.old.Spec != nil {
+		u.j.OldSpecType, u.j.OldSpec = u.old.Spec.GetTypeUrl(), u.old.Spec.GetValue()
+	}
+	if u.imageChanged {
+		if rev, ok := findRevision(oldRec, u.img.digest()); ok {
+			u.j.NewSnapshot, u.fromRevision = rev.Snapshot, true
+		} else {
+			u.j.NewSnapshot = u.spec.Name + "-" + randomSuffix()
+		}
+	}
+	u.volumes, u.j.NewVolumes = u.e.planImageVolumes(u.spec, u.img, oldRec.ImageVolumes)
+	if u.j.NewNetwork, err = u.e.planNetwork(u.spec, oldRec.Network); err != nil {
+		return err
+	}
+	if err := u.e.writeJournal(ctx, u.c, u.j); err != nil {
+		return err
+	}
+	if u.imageChanged {
 		u.e.log.Info(ctx, "upgrade: staging new image", map[string]any{
 			"container": u.spec.Name, "from": u.old.Image, "to": u.img.image.Name(), "digest": u.img.digest()})
-		lease, _ := leases.FromContext(ctx)
-		if err := u.client.LeasesService().AddResource(ctx, leases.Lease{ID: lease}, leases.Resource{
+		if err := u.client.LeasesService().AddResource(ctx, leases.Lease{ID: u.j.Lease}, leases.Resource{
 			ID: u.old.SnapshotKey, Type: "snapshots/" + u.e.opts.Snapshotter,
 		}); err != nil {
 			return fmt.Errorf("protect old snapshot: %w", err)
 		}
-		if u.newKey, err = u.e.prepareSnapshot(ctx, u.client, u.spec.Name, u.img); err != nil {
-			return err
+		if !u.fromRevision {
+			if err := u.e.prepareSnapshotAt(ctx, u.client, u.j.NewSnapshot, u.img); err != nil {
+				return err
+			}
 		}
 	}
-	if u.volumes, u.newVolumes, err = u.e.ensureImageVolumes(ctx, u.client, u.spec, u.img, u.newKey, oldRec.ImageVolumes); err != nil {
+	if err := u.e.createImageVolumes(ctx, u.client, u.spec.Name, u.j.NewSnapshot, u.j.NewVolumes); err != nil {
 		return err
 	}
 	mounts, err := u.e.runtimeMounts(u.spec, u.volumes)
 	if err != nil {
 		return err
 	}
-	if u.newNet, err = u.e.planNetwork(u.spec, oldRec.Network); err != nil {
-		return err
-	}
 	if u.newSpec, err = u.e.buildRuntimeSpec(ctx, u.client, runtimeInputs{
-		spec: u.spec, proc: proc, snapshotKey: u.newKey, netnsPath: u.newNet.NetNS, mounts: mounts}); err != nil {
+		spec: u.spec, proc: proc, snapshotKey: u.j.NewSnapshot, netnsPath: u.j.NewNetwork.NetNS, mounts: mounts}); err != nil {
 		return err
 	}
 	diff, err := compareSpecs(u.old.Spec, u.newSpec)
 	if err != nil {
 		return err
 	}
-	networkChanged := u.newNet.Mode != oldRec.Network.Mode || u.newNet.NetNS != oldRec.Network.NetNS ||
-		!reflect.DeepEqual(u.newNet.Ports, oldRec.Network.Ports)
-	u.restart = imageChanged || diff == specDiffers || networkChanged
+	networkChanged := u.j.NewNetwork.Mode != oldRec.Network.Mode || u.j.NewNetwork.NetNS != oldRec.Network.NetNS ||
+		!reflect.DeepEqual(u.j.NewNetwork.Ports, oldRec.Network.Ports)
+	u.restart = u.imageChanged || diff == specDiffers || networkChanged
 	u.resize = diff == resourcesDiffer
-	return nil
+	return u.e.hook(PhaseStage)
 }
 
 // applyInPlace handles an update that does not need a new task: new cgroup
 // limits are applied to the running task, the spec, record and labels are
-// rewritten, and the task is started or stopped as asked.
+// rewritten (clearing the journal in the same update), and the task is
+// started or stopped as asked.
 func (u *upgrade) applyInPlace(ctx context.Context) error {
-	if u.resize && u.wasRunning {
+	if u.resize && u.j.WasRunning {
 		if err := u.resizeTask(ctx, u.spec.Resources); err != nil {
 			if rerr := u.resizeTask(context.WithoutCancel(ctx), u.oldRec.Spec.Resources); rerr != nil {
 				return fmt.Errorf("resize container %s: %w; restoring the old limits failed too: %w", u.spec.Name, err, rerr)
 			}
-			return fmt.Errorf("%w: container %s keeps its old limits: resize failed: %w", ErrRolledBack, u.spec.Name, err)
+			return u.fail(ctx, PhaseStage, fmt.Errorf("resize: %w", err))
 		}
 	}
-	if u.spec.Running != u.wasRunning || !u.spec.Running {
+	wasRunning := u.j.WasRunning && !u.j.WasPaused
+	if u.spec.Running != wasRunning || !u.spec.Running {
 		// Stopping on purpose, or restarting an exited task: not the
 		// restart monitor's business.
 		if err := u.e.unsuperviseTask(ctx, u.c); err != nil {
@@ -191,19 +245,27 @@ func (u *upgrade) applyInPlace(ctx context.Context) error {
 			return fmt.Errorf("encode runtime spec: %w", err)
 		}
 		c.Spec = spec
-		return u.withNewRecord(ctx, client, c)
+		if err := u.withNewRecord(c, u.oldRec.Revisions); err != nil {
+			return err
+		}
+		return withJournal(c, journal{})
 	})
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", u.spec.Name, err)
 	}
+	u.releaseLease(ctx)
 	switch {
-	case u.spec.Running && !u.wasRunning:
+	case u.j.WasPaused:
+		// A paused container stays paused; its new settings apply when it
+		// is resumed or restarted.
+		return nil
+	case u.spec.Running && !wasRunning:
 		u.e.log.Info(ctx, "starting stopped container", map[string]any{"container": u.spec.Name})
 		if err := u.e.killTask(ctx, u.c); err != nil { // delete the exited task
 			return err
 		}
 		return u.e.startTask(ctx, u.c, u.spec)
-	case !u.spec.Running && u.wasRunning:
+	case !u.spec.Running && wasRunning:
 		u.e.log.Info(ctx, "stopping container", map[string]any{"container": u.spec.Name})
 		return u.e.stopTask(ctx, u.c, u.spec)
 	case u.spec.Running:
@@ -223,10 +285,14 @@ func (u *upgrade) resizeTask(ctx context.Context, r Resources) error {
 	return task.Update(ctx, containerd.WithResources(liveResources(r)))
 }
 
-// stop stops the old task with the container's stop timeout and deletes it.
+// stop records the phase, then stops the old task with the old container's
+// stop signal and timeout and deletes it.
 func (u *upgrade) stop(ctx context.Context) error {
-	u.e.log.Info(ctx, "upgrade: stopping task", map[string]any{"container": u.spec.Name, "running": u.wasRunning})
-	u.stopped = true
+	u.e.log.Info(ctx, "upgrade: stopping task", map[string]any{"container": u.spec.Name, "running": u.j.WasRunning})
+	u.j.Phase = PhaseStop
+	if err := u.e.writeJournal(ctx, u.c, u.j); err != nil {
+		return err
+	}
 	if err := u.e.unsuperviseTask(ctx, u.c); err != nil {
 		return err
 	}
@@ -234,107 +300,139 @@ func (u *upgrade) stop(ctx context.Context) error {
 }
 
 // swap moves the network to its new state (for most updates: nothing to
-// do, the namespace and its address are kept), then points the container
-// at the new image, snapshot and spec in one containerd update.
+// do, the namespace and its address are kept), carries the old rootfs
+// changes over if asked, then points the container at the new image,
+// snapshot, spec and labels in one containerd update, which also records
+// the Swap phase.
 func (u *upgrade) swap(ctx context.Context) error {
 	u.e.log.Info(ctx, "upgrade: swapping container to the new configuration", map[string]any{
-		"container": u.spec.Name, "snapshot": u.newKey})
-	u.netApplied = true
-	net, err := u.e.applyNetwork(ctx, u.spec.Name, u.oldRec.Network, u.newNet)
+		"container": u.spec.Name, "snapshot": u.j.NewSnapshot})
+	net, err := u.e.applyNetwork(ctx, u.spec.Name, u.oldRec.Network, u.j.NewNetwork)
 	if err != nil {
 		return err
 	}
-	u.newNet = net
-	err = u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
+	u.j.NewNetwork = net
+	if u.spec.Upgrade.KeepRootfsChanges && u.imageChanged && !u.fromRevision {
+		if err := u.e.carryRootfsChanges(ctx, u.client, u.old.SnapshotKey, u.j.NewSnapshot); err != nil {
+			return err
+		}
+	}
+	u.j.Phase = PhaseSwap
+	return u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
 		spec, err := typeurl.MarshalAny(u.newSpec)
 		if err != nil {
 			return fmt.Errorf("encode runtime spec: %w", err)
 		}
 		c.Image = u.img.image.Name()
-		c.SnapshotKey = u.newKey
+		c.SnapshotKey = u.j.NewSnapshot
 		c.Spec = spec
-		return u.withNewRecord(ctx, nil, c)
+		if err := u.withNewRecord(c, u.oldRec.Revisions); err != nil {
+			return err
+		}
+		return withJournal(c, u.j)
 	})
-	if err != nil {
-		return fmt.Errorf("update container: %w", err)
-	}
-	u.swapped = true
-	return nil
 }
 
-// start starts the new task when the container is to run.
+// start starts the new task when the container is to run; a container that
+// was paused ends paused.
 func (u *upgrade) start(ctx context.Context) error {
 	if !u.spec.Running {
 		return nil
 	}
 	u.e.log.Info(ctx, "upgrade: starting task", map[string]any{"container": u.spec.Name})
-	return u.e.startTask(ctx, u.c, u.spec)
+	if err := u.e.startTask(ctx, u.c, u.spec); err != nil {
+		return err
+	}
+	if u.j.WasPaused {
+		return u.e.pauseTask(ctx, u.c)
+	}
+	return nil
 }
 
-// commit removes the old snapshot once the new container is in place.
-func (u *upgrade) commit(ctx context.Context) {
-	if u.newKey != u.old.SnapshotKey {
-		u.e.removeSnapshot(ctx, u.client, u.old.SnapshotKey)
+// verify checks the new task as the spec asks: its health check passes,
+// and it still runs after verify_seconds.
+func (u *upgrade) verify(ctx context.Context) error {
+	if !u.spec.Running || u.j.WasPaused {
+		return nil
 	}
-	if old := u.oldRec.Network.NetNS; old != "" && u.newNet.NetNS == "" {
-		if err := u.e.host.RemoveNetNS(old); err != nil {
-			u.e.log.Info(ctx, "could not remove the old network namespace", map[string]any{"path": old, "error": err.Error()})
+	return u.e.verifyTask(ctx, u.c, u.spec)
+}
+
+// commit makes the update final: it records the Commit phase with the
+// revisions kept, then removes what the old container used and no one needs
+// any more, releases the lease and clears the journal.
+func (u *upgrade) commit(ctx context.Context) error {
+	revs := u.oldRec.Revisions
+	var dropped []string
+	if u.imageChanged {
+		revs, dropped = nextRevisions(u.oldRec.Revisions,
+			revision{Image: u.old.Image, Digest: u.oldRec.ImageDigest, Snapshot: u.old.SnapshotKey},
+			u.img.digest(), u.spec.Upgrade.KeepRevisions)
+		u.j.KeepOldSnapshot = isRevision(record{Revisions: revs}, u.old.SnapshotKey)
+	}
+	u.j.Phase = PhaseCommit
+	err := u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
+		if err := u.withNewRecord(c, revs); err != nil {
+			return err
 		}
+		return withJournal(c, u.j)
+	})
+	if err != nil {
+		return u.fail(ctx, PhaseCommit, err)
+	}
+	if err := u.e.hook(PhaseCommit); err != nil {
+		return err
+	}
+	for _, key := range dropped {
+		if key != u.old.SnapshotKey {
+			u.e.removeSnapshot(ctx, u.client, key)
+		}
+	}
+	if err := u.e.finishCommit(ctx, u.client, u.c, u.j); err != nil {
+		return err
 	}
 	u.e.log.Info(ctx, "upgrade: done", map[string]any{"container": u.spec.Name, "image": u.img.image.Name()})
+	return nil
 }
 
-// rollback undoes what the update did before it failed in phase, and
-// returns the error to report.
-func (u *upgrade) rollback(ctx context.Context, phase string, cause error) error {
-	ctx = context.WithoutCancel(ctx)
-	u.e.log.Info(ctx, "upgrade failed, rolling back", map[string]any{"container": u.spec.Name, "phase": phase, "error": cause.Error()})
-	var errs []error
-	if u.swapped {
-		if err := u.e.killTask(ctx, u.c); err != nil {
-			errs = append(errs, fmt.Errorf("stop new task: %w", err))
+// fail ends an update that failed in phase: it rolls back, or, when the
+// spec asks for no rollback and the new container exists, leaves it in
+// place and says so.
+func (u *upgrade) fail(ctx context.Context, phase Phase, cause error) error {
+	u.e.log.Info(ctx, "upgrade failed", map[string]any{"container": u.spec.Name, "phase": string(phase), "error": cause.Error()})
+	if u.spec.Upgrade.NoRollback && (phase == PhaseStart || phase == PhaseVerify) {
+		if err := u.commit(ctx); err != nil {
+			return fmt.Errorf("update of container %s failed during %s: %w; keeping the new container failed too: %w",
+				u.spec.Name, phase, cause, err)
 		}
-		err := u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
-			c.Image, c.SnapshotKey, c.Spec, c.Labels = u.old.Image, u.old.SnapshotKey, u.old.Spec, u.old.Labels
-			return withRecord(c, u.oldRec)
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("restore container record: %w", err))
-		}
+		return fmt.Errorf("update of container %s failed during %s: %w; the new container was left in place "+
+			"for debugging because upgrade.rollback is false", u.spec.Name, phase, cause)
 	}
-	if u.netApplied {
-		if _, err := u.e.applyNetwork(ctx, u.spec.Name, u.newNet, u.oldRec.Network); err != nil {
-			errs = append(errs, fmt.Errorf("restore network: %w", err))
-		}
+	if u.j.Phase == "" {
+		// Failed before the journal was written: nothing to undo but the lease.
+		u.releaseLease(ctx)
+		return fmt.Errorf("%w: container %s was not changed: %s failed: %w", ErrRolledBack, u.spec.Name, phase, cause)
 	}
-	if u.stopped && u.wasRunning && len(errs) == 0 {
-		if err := u.e.killTask(ctx, u.c); err != nil { // a half-created task
-			errs = append(errs, err)
-		} else if err := u.e.startTask(ctx, u.c, u.oldRec.Spec); err != nil {
-			errs = append(errs, fmt.Errorf("restart old task: %w", err))
-		}
-	}
-	if len(errs) == 0 {
-		if u.newKey != "" && u.newKey != u.old.SnapshotKey {
-			u.e.removeSnapshot(ctx, u.client, u.newKey)
-		}
-		u.e.removeImageVolumes(ctx, u.newVolumes)
-		if u.newNet.NetNS != "" && u.oldRec.Network.NetNS == "" {
-			_ = u.e.host.RemoveNetNS(u.newNet.NetNS)
-		}
-	}
-	if len(errs) > 0 {
+	if err := u.e.rollBack(ctx, u.client, u.c, u.j); err != nil {
 		return fmt.Errorf("update of container %s failed during %s: %w; rolling back failed too: %w",
-			u.spec.Name, phase, cause, errors.Join(errs...))
+			u.spec.Name, phase, cause, err)
 	}
 	return fmt.Errorf("%w: container %s is back on image %s: %s failed: %w", ErrRolledBack, u.spec.Name, u.old.Image, phase, cause)
 }
 
-// withNewRecord writes the user's spec, the labels and the image digest onto
-// a container record.
-func (u *upgrade) withNewRecord(_ context.Context, _ *containerd.Client, c *containers.Container) error {
-	c.Labels = u.spec.Labels
-	return withRecord(c, record{Spec: u.spec, ImageDigest: u.img.digest(), Network: u.newNet, ImageVolumes: u.volumes})
+// releaseLease deletes the update's lease.
+func (u *upgrade) releaseLease(ctx context.Context) {
+	if err := u.client.LeasesService().Delete(context.WithoutCancel(ctx), leases.Lease{ID: u.j.Lease}); err != nil && !errdefs.IsNotFound(err) {
+		u.e.log.Info(ctx, "could not release lease", map[string]any{"lease": u.j.Lease, "error": err.Error()})
+	}
+}
+
+// withNewRecord writes the user's spec, the labels, the revisions and the
+// image digest onto a container record.
+func (u *upgrade) withNewRecord(c *containers.Container, revs []revision) error {
+	c.Labels = u.e.containerLabels(u.spec.Labels, revs)
+	return withRecord(c, record{Spec: u.spec, ImageDigest: u.img.digest(), Network: u.j.NewNetwork,
+		ImageVolumes: u.volumes, Revisions: revs})
 }
 
 // specDiff says how a generated runtime spec differs from a stored one.

@@ -133,13 +133,11 @@ func validVolumeName(name string) error {
 	return nil
 }
 
-// ensureImageVolumes makes an anonymous volume for every VOLUME that img
-// declares, that no user mount covers and that the container does not have
-// yet, populated from the image's files at that path (as Docker does). It
-// returns every image volume of the container (existing ones are kept,
-// across upgrades too) and, separately, those it created now.
-func (e *Engine) ensureImageVolumes(ctx context.Context, client *containerd.Client, spec ContainerSpec,
-	img resolvedImage, snapshotKey string, existing []ImageVolume) (all, created []ImageVolume, err error) {
+// planImageVolumes lists the anonymous volumes of a container: one for
+// every VOLUME that img declares and no user mount covers. Existing ones are
+// kept (across upgrades too, even when the new image no longer declares
+// them); toCreate are those the container does not have yet.
+func (e *Engine) planImageVolumes(spec ContainerSpec, img resolvedImage, existing []ImageVolume) (all, toCreate []ImageVolume) {
 	all = append(all, existing...)
 	have := map[string]bool{}
 	for _, v := range existing {
@@ -148,12 +146,6 @@ func (e *Engine) ensureImageVolumes(ctx context.Context, client *containerd.Clie
 	for _, m := range spec.Mounts {
 		have[path.Clean(m.Target)] = true
 	}
-	defer func() {
-		if err != nil {
-			e.removeImageVolumes(ctx, created)
-			created = nil
-		}
-	}()
 	for _, target := range img.config.Volumes {
 		target = path.Clean(target)
 		if have[target] {
@@ -161,24 +153,35 @@ func (e *Engine) ensureImageVolumes(ctx context.Context, client *containerd.Clie
 		}
 		have[target] = true
 		v := ImageVolume{Target: target, Path: filepath.Join(e.anonymousVolumesDir(spec.Name), volumeDirName(target))}
-		if err := e.host.MkdirAll(filepath.Dir(v.Path), 0o700); err != nil {
-			return nil, created, fmt.Errorf("create volume for %s: %w", target, err)
+		all = append(all, v)
+		toCreate = append(toCreate, v)
+	}
+	return all, toCreate
+}
+
+// createImageVolumes creates anonymous volumes populated from the image's
+// files at their paths (as Docker does), reading them from the snapshot
+// snapshotKey. On failure it removes what it created.
+func (e *Engine) createImageVolumes(ctx context.Context, client *containerd.Client, id, snapshotKey string, vols []ImageVolume) (err error) {
+	defer func() {
+		if err != nil {
+			e.removeImageVolumes(ctx, vols)
 		}
-		created = append(created, v)
+	}()
+	for _, v := range vols {
 		mounts, err := client.SnapshotService(e.opts.Snapshotter).Mounts(ctx, snapshotKey)
 		if err != nil {
-			return nil, created, fmt.Errorf("mount image for volume %s: %w", target, err)
+			return fmt.Errorf("mount image for volume %s: %w", v.Target, err)
 		}
 		if err := e.host.MkdirAll(v.Path, 0o755); err != nil {
-			return nil, created, fmt.Errorf("create volume for %s: %w", target, err)
+			return fmt.Errorf("create volume for %s: %w", v.Target, err)
 		}
-		if err := e.host.CopyFromRootfs(ctx, mounts, target, v.Path); err != nil {
-			return nil, created, fmt.Errorf("populate volume %s from the image: %w", target, err)
+		if err := e.host.CopyFromRootfs(ctx, mounts, v.Target, v.Path); err != nil {
+			return fmt.Errorf("populate volume %s from the image: %w", v.Target, err)
 		}
-		e.log.Debug(ctx, "image volume created", map[string]any{"container": spec.Name, "target": target})
-		all = append(all, v)
+		e.log.Debug(ctx, "image volume created", map[string]any{"container": id, "target": v.Target})
 	}
-	return all, created, nil
+	return nil
 }
 
 func (e *Engine) removeImageVolumes(ctx context.Context, vols []ImageVolume) {

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"reflect"
+)
+
+// Change is what an update will do to a running container.
+type Change string
+
+const (
+	// ChangeNone: nothing reaches the container.
+	ChangeNone Change = "none"
+	// ChangeSettings: settings the task does not see (labels, stop and
+	// restart settings, upgrade policy); no restart.
+	ChangeSettings Change = "settings"
+	// ChangeStartStop: the task is started or stopped, nothing else.
+	ChangeStartStop Change = "start-stop"
+	// ChangeResize: cgroup limits only; applied to the running task.
+	ChangeResize Change = "resize"
+	// ChangeRestart: the task restarts on the same read-write snapshot.
+	ChangeRestart Change = "restart"
+	// ChangeImage: an image upgrade, through every phase of Update.
+	ChangeImage Change = "image"
+)
+
+// Classify tells what updating a container from old to next will do, as
+// far as the specs tell: the same tag may point at a new digest, which only
+// Update finds out.
+func Classify(old, next ContainerSpec) Change {
+	if old.Image != next.Image {
+		return ChangeImage
+	}
+	process := func(s ContainerSpec) ContainerSpec {
+		return ContainerSpec{
+			Entrypoint: s.Entrypoint, Command: s.Command, Env: s.Env, WorkingDir: s.WorkingDir, User: s.User,
+			Hostname: s.Hostname, NetworkMode: networkMode(s), Ports: s.Ports, Mounts: s.Mounts, Security: s.Security,
+		}
+	}
+	if !equalSpecs(process(old), process(next)) {
+		return ChangeRestart
+	}
+	if old.Resources != next.Resources {
+		return ChangeResize
+	}
+	if old.Running != next.Running {
+		return ChangeStartStop
+	}
+	settings := func(s ContainerSpec) ContainerSpec {
+		return ContainerSpec{Labels: s.Labels, KeepImageVolumes: s.KeepImageVolumes, Restart: s.Restart,
+			StopSignal: s.StopSignal, StopTimeout: s.StopTimeout, Healthcheck: s.Healthcheck, Upgrade: s.Upgrade}
+	}
+	if !equalSpecs(settings(old), settings(next)) {
+		return ChangeSettings
+	}
+	return ChangeNone
+}
+
+// equalSpecs compares specs, taking empty and nil collections as equal.
+func equalSpecs(a, b ContainerSpec) bool {
+	norm := func(s *ContainerSpec) {
+		if len(s.Env) == 0 {
+			s.Env = nil
+		}
+		if len(s.Labels) == 0 {
+			s.Labels = nil
+		}
+		if len(s.Ports) == 0 {
+			s.Ports = nil
+		}
+		if len(s.Mounts) == 0 {
+			s.Mounts = nil
+		}
+		if len(s.Security.CapAdd) == 0 {
+			s.Security.CapAdd = nil
+		}
+		if len(s.Security.CapDrop) == 0 {
+			s.Security.CapDrop = nil
+		}
+	}
+	norm(&a)
+	norm(&b)
+	return reflect.DeepEqual(a, b)
+}
