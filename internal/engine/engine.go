@@ -139,7 +139,7 @@ func New(opts Options) *Engine {
 			},
 		}
 	}
-	return &Engine{opts: opts, log: log, host: h}
+	return &Engine{opts: opts, log: log, host: h, faultHook: defaultFaultHook}
 }
 
 // Options returns the options in effect, defaults filled in.
@@ -218,6 +218,9 @@ func (k *keyedMutex) lock(key string) func() {
 	m.Lock()
 	return m.Unlock
 }
+
+// defaultFaultHook is nil except in test builds (see fault_env.go).
+var defaultFaultHook func(Phase) error
 
 // hook runs the test-only fault hook at the end of phase.
 func (e *Engine) hook(phase Phase) error {
