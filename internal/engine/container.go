@@ -131,8 +131,19 @@ func (e *Engine) Inspect(ctx context.Context, id string) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	if err := e.recover(ctx, client, c); err != nil {
-		return State{}, fmt.Errorf("recover container %s: %w", id, err)
+	open, err := journalOpen(ctx, c)
+	if err != nil {
+		return State{}, err
+	}
+	if open {
+		unlock, err := e.lockContainer(ctx, client, id)
+		if err != nil {
+			return State{}, err
+		}
+		defer unlock()
+		if err := e.recover(ctx, client, c); err != nil {
+			return State{}, fmt.Errorf("recover container %s: %w", id, err)
+		}
 	}
 	return e.inspect(ctx, c)
 }
@@ -188,6 +199,11 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := e.lockContainer(ctx, client, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := e.recover(ctx, client, c); err != nil {
 		return fmt.Errorf("recover container %s: %w", id, err)
 	}

@@ -92,7 +92,7 @@ func (j journal) oldSpec() typeurl.Any {
 // again if it was stopped); after Swap and before Commit it rolls back to
 // the old container; from Commit on it finishes the clean-up. It is
 // idempotent, and a no-op for a container without a journal. The caller
-// holds the container's lock.
+// holds the container's locks (see journalOpen).
 func (e *Engine) recover(ctx context.Context, client *containerd.Client, c containerd.Container) error {
 	info, err := c.Info(ctx)
 	if err != nil {
@@ -107,6 +107,16 @@ func (e *Engine) recover(ctx context.Context, client *containerd.Client, c conta
 		return e.finishCommit(ctx, client, c, j)
 	}
 	return e.rollBack(ctx, client, c, j)
+}
+
+// journalOpen tells whether the container has an update to recover.
+func journalOpen(ctx context.Context, c containerd.Container) (bool, error) {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read container %s: %w", c.ID(), err)
+	}
+	j, err := readJournal(info)
+	return j.Phase != "", err
 }
 
 // rollBack restores the old container from the journal and removes what

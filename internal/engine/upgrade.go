@@ -72,6 +72,11 @@ func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (Sta
 	if err != nil {
 		return State{}, err
 	}
+	unlock, err := e.lockContainer(ctx, client, id)
+	if err != nil {
+		return State{}, err
+	}
+	defer unlock()
 	if err := e.recover(ctx, client, c); err != nil {
 		return State{}, fmt.Errorf("recover container %s: %w", id, err)
 	}

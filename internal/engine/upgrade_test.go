@@ -434,3 +434,29 @@ func TestUpgradeCommandProvenance(t *testing.T) {
 		t.Fatalf("args on v2 = %q, want v2's entrypoint with the user's command", st.Process.Args)
 	}
 }
+
+// Two processes never interleave updates of one container: the second is
+// refused while the first holds the lock, with an error that says why.
+func TestCrossProcessLock(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("lock", "v1"))
+	env.ImportImage(t, versionImage("lock", "v2"))
+	spec := engine.ContainerSpec{Name: "eng-lock", Image: "pouchtest/lock:v1", Running: true, NetworkMode: engine.NetworkNone}
+	create(t, e, spec)
+	other, _ := newEngine(t) // another process's engine: its own in-process locks
+	spec.Image = "pouchtest/lock:v2"
+	var otherErr error
+	engine.SetFaultHook(e, func(p engine.Phase) error {
+		if p == engine.PhaseStage {
+			_, otherErr = other.Update(context.Background(), "eng-lock", spec)
+		}
+		return nil
+	})
+	if _, err := e.Update(context.Background(), "eng-lock", spec); err != nil {
+		t.Fatal(err)
+	}
+	if otherErr == nil || !strings.Contains(otherErr.Error(), "being changed by another pouch process") {
+		t.Fatalf("concurrent update: err = %v, want it refused", otherErr)
+	}
+	assertNothingLeaked(t, e, env, "eng-lock", 1)
+}
