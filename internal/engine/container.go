@@ -187,26 +187,14 @@ func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, er
 // to keep them) its image volumes. Named volumes and bind sources are left
 // alone. A container that is already gone is not an error.
 func (e *Engine) Delete(ctx context.Context, id string) error {
-	defer e.locks.lock(id)()
-	client, ctx, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	c, err := loadContainer(ctx, client, id)
+	_, ctx, c, release, err := e.acquire(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	unlock, err := e.lockContainer(ctx, client, id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := e.recover(ctx, client, c); err != nil {
-		return fmt.Errorf("recover container %s: %w", id, err)
-	}
+	defer release()
 	info, err := c.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("read container %s: %w", id, err)
@@ -237,6 +225,35 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("remove files of container %s: %w", id, err)
 	}
 	return nil
+}
+
+// acquire loads container id for a change: it takes the container's locks,
+// in this process and across processes, and first finishes or undoes an
+// update that a crash interrupted. release gives the locks back.
+func (e *Engine) acquire(ctx context.Context, id string) (_ *containerd.Client, _ context.Context, _ containerd.Container, release func(), err error) {
+	unlockLocal := e.locks.lock(id)
+	defer func() {
+		if err != nil {
+			unlockLocal()
+		}
+	}()
+	client, ctx, err := e.connect(ctx)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	c, err := loadContainer(ctx, client, id)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	unlock, err := e.lockContainer(ctx, client, id)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := e.recover(ctx, client, c); err != nil {
+		unlock()
+		return nil, nil, nil, nil, fmt.Errorf("recover container %s: %w", id, err)
+	}
+	return client, ctx, c, func() { unlock(); unlockLocal() }, nil
 }
 
 func loadContainer(ctx context.Context, client *containerd.Client, id string) (containerd.Container, error) {

@@ -63,23 +63,11 @@ func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (Sta
 	if err := validateSpec(spec); err != nil {
 		return State{}, err
 	}
-	defer e.locks.lock(id)()
-	client, ctx, err := e.connect(ctx)
+	client, ctx, c, release, err := e.acquire(ctx, id)
 	if err != nil {
 		return State{}, err
 	}
-	c, err := loadContainer(ctx, client, id)
-	if err != nil {
-		return State{}, err
-	}
-	unlock, err := e.lockContainer(ctx, client, id)
-	if err != nil {
-		return State{}, err
-	}
-	defer unlock()
-	if err := e.recover(ctx, client, c); err != nil {
-		return State{}, fmt.Errorf("recover container %s: %w", id, err)
-	}
+	defer release()
 	u := &upgrade{e: e, client: client, c: c, spec: spec}
 	if err := u.run(ctx); err != nil {
 		return State{}, err
