@@ -183,11 +183,12 @@ func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, er
 }
 
 // Delete stops and removes the container's task, the container, its
-// snapshot, its network namespace and address, its log and (unless it asked
-// to keep them) its image volumes. Named volumes and bind sources are left
-// alone. A container that is already gone is not an error.
+// snapshot and kept revisions, its network namespace and address, its log
+// and (unless it asked to keep them) its image volumes. Named volumes and
+// bind sources are left alone. A container that is already gone is not an
+// error.
 func (e *Engine) Delete(ctx context.Context, id string) error {
-	_, ctx, c, release, err := e.acquire(ctx, id)
+	client, ctx, c, release, err := e.acquire(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -215,6 +216,9 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	}
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	for _, r := range rec.Revisions {
+		e.removeSnapshot(ctx, client, r.Snapshot)
 	}
 	if !rec.Spec.KeepImageVolumes {
 		if err := e.host.RemoveAll(e.anonymousVolumesDir(id)); err != nil {

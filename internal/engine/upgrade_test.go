@@ -345,12 +345,12 @@ func TestRevisionSwapBack(t *testing.T) {
 	}
 	assertNothingLeaked(t, e, env, "eng-rev", 2) // v1 in use, v2 kept
 
-	spec.Upgrade.KeepRevisions = 0
-	spec.Image = "pouchtest/rev:v2"
-	if _, err := e.Update(context.Background(), "eng-rev", spec); err != nil {
+	if err := e.Delete(context.Background(), "eng-rev"); err != nil {
 		t.Fatal(err)
 	}
-	assertNothingLeaked(t, e, env, "eng-rev", 1)
+	if keys := snapshotsOf(t, env, "eng-rev"); len(keys) != 0 {
+		t.Fatalf("snapshots left after delete, kept revisions included: %v", keys)
+	}
 }
 
 func TestKeepRootfsChanges(t *testing.T) {
