@@ -71,6 +71,9 @@ type containerModel struct {
 	Capabilities    types.Object `tfsdk:"capabilities"`
 	SeccompProfile  types.String `tfsdk:"seccomp_profile"`
 	NoNewPrivileges types.Bool   `tfsdk:"no_new_privileges"`
+
+	Healthcheck types.Object `tfsdk:"healthcheck"`
+	Upgrade     types.Object `tfsdk:"upgrade"`
 }
 
 // portModel is one element of ports.
@@ -216,6 +219,8 @@ func (m containerModel) spec(ctx context.Context) (engine.ContainerSpec, diag.Di
 		spec.Security.CapAdd = listToStrings(ctx, caps.Add, &diags)
 		spec.Security.CapDrop = listToStrings(ctx, caps.Drop, &diags)
 	}
+	spec.Healthcheck = healthcheckSpec(ctx, m.Healthcheck, &diags)
+	spec.Upgrade = upgradeSpec(ctx, m.Upgrade, &diags)
 	return spec, diags
 }
 
@@ -288,6 +293,8 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 	m.SeccompProfile = types.StringValue(stringOrDefault(sec.SeccompProfile, defaultSeccomp))
 	m.NoNewPrivileges = types.BoolValue(!sec.AllowNewPrivileges)
 	m.Capabilities = capabilitiesToObject(ctx, sec.CapAdd, sec.CapDrop, prior.Capabilities, &diags)
+	m.Healthcheck = healthcheckToObject(ctx, st.Spec.Healthcheck, prior.Healthcheck, &diags)
+	m.Upgrade = upgradeToObject(ctx, st.Spec.Upgrade, &diags)
 	if m.Timeouts.IsUnknown() || m.Timeouts.Object.AttributeTypes(ctx) == nil {
 		m.Timeouts = timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes(ctx))}
 	}

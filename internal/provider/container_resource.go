@@ -34,6 +34,7 @@ var (
 	_ resource.ResourceWithConfigure      = (*containerResource)(nil)
 	_ resource.ResourceWithImportState    = (*containerResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*containerResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*containerResource)(nil)
 )
 
 // restoreTimeout bounds the read-back of a container after a failed update,
@@ -68,8 +69,8 @@ func containerSchema(ctx context.Context) schema.Schema {
 	s := schema.Schema{
 		Description: "A container on containerd, with a task that runs while `running` is true. " +
 			"Changing `image` upgrades the container in place: it keeps its ID, its root filesystem " +
-			"is swapped onto the new image and the task restarted; if the new image does not start, " +
-			"the old image is restored and the apply fails. Data in mounts (named volumes, bind mounts and " +
+			"is swapped onto the new image and the task restarted; if the new image does not start (or fails " +
+			"its `healthcheck` or `upgrade.verify_seconds`), the old image is restored and the apply fails. Data in mounts (named volumes, bind mounts and " +
 			"the image's volumes) and the bridge network's IP and MAC address are kept across restarts and " +
 			"upgrades. Only a change of `name` replaces the container.",
 		Attributes: map[string]schema.Attribute{
@@ -218,6 +219,9 @@ func containerSchema(ctx context.Context) schema.Schema {
 		},
 	}
 	for name, a := range statefulAttributes() {
+		s.Attributes[name] = a
+	}
+	for name, a := range upgradeAttributes() {
 		s.Attributes[name] = a
 	}
 	return s

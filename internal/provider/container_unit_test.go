@@ -216,8 +216,10 @@ func planContainer(t *testing.T, prior, config attrs) (map[string]tftypes.Value,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Diagnostics) != 0 {
-		t.Fatalf("plan diagnostics:\n%s", diagText(resp.Diagnostics))
+	for _, d := range resp.Diagnostics {
+		if d.Severity == tfprotov6.DiagnosticSeverityError {
+			t.Fatalf("plan diagnostics:\n%s", diagText(resp.Diagnostics))
+		}
 	}
 	planned, err := resp.PlannedState.Unmarshal(typ)
 	if err != nil {
@@ -250,7 +252,22 @@ func priorContainer() attrs {
 		"ip_address": "10.88.0.5", "mac_address": "0a:58:0a:58:00:05", "hostname": "c1", "keep_image_volumes": false, "image_volumes": emptyList{},
 		"log_path": "/var/lib/pouch/logs/c1/c1.log", "restart": "no", "stop_signal": "SIGTERM",
 		"privileged": false, "read_only_rootfs": false, "seccomp_profile": "default", "no_new_privileges": true,
+		"upgrade": upgradeValue(0, true, 0, false),
 	}
+}
+
+// upgradeValue is an upgrade object.
+func upgradeValue(verify int64, rollback bool, keep int64, keepRootfs bool) tftypes.Value {
+	typ := tftypes.Object{AttributeTypes: map[string]tftypes.Type{
+		"verify_seconds": tftypes.Number, "rollback": tftypes.Bool,
+		"keep_revisions": tftypes.Number, "keep_rootfs_changes": tftypes.Bool,
+	}}
+	return tftypes.NewValue(typ, map[string]tftypes.Value{
+		"verify_seconds":      tftypes.NewValue(tftypes.Number, new(big.Float).SetInt64(verify)),
+		"rollback":            tftypes.NewValue(tftypes.Bool, rollback),
+		"keep_revisions":      tftypes.NewValue(tftypes.Number, new(big.Float).SetInt64(keep)),
+		"keep_rootfs_changes": tftypes.NewValue(tftypes.Bool, keepRootfs),
+	})
 }
 
 func TestContainer_planCreate(t *testing.T) {

@@ -71,6 +71,13 @@ func TestValidation_container(t *testing.T) {
 		{base + `  ports = [{ internal = 80, external = 8080, protocol = "sctp" }]`, `Attribute\s+ports\[0\]\.protocol\s+` + ws("value must be one of")},
 		{base + "  network_mode = \"host\"\n  ports = [{ internal = 80, external = 8080 }]", `Attribute\s+ports\s+` + ws("publishes container ports, which only works with network_mode = \"bridge\"")},
 		{base + "  network_mode = \"none\"\n  ports = [{ internal = 80, external = 8080 }]", `Attribute\s+ports\s+publishes`},
+		{base + `  healthcheck = { command = ["true"], interval = "2 seconds" }`, `Attribute\s+healthcheck\.interval\s+` + ws(`must be a duration such as "2s"`)},
+		{base + `  healthcheck = { command = ["true"], timeout = "0s" }`, `Attribute\s+healthcheck\.timeout\s+` + ws("must be greater than 0s")},
+		{base + `  healthcheck = { command = ["true"], retries = 0 }`, `Attribute\s+healthcheck\.retries\s+` + ws("value must be at least 1")},
+		{base + `  healthcheck = { command = [] }`, `Attribute\s+healthcheck\.command\s+` + ws("list must contain at least 1")},
+		{base + `  healthcheck = { interval = "1s" }`, `(?i)healthcheck(.|\n)*command(.|\n)*required`},
+		{base + `  upgrade = { keep_revisions = 11 }`, `Attribute\s+upgrade\.keep_revisions\s+` + ws("value must be between 0 and 10")},
+		{base + `  upgrade = { verify_seconds = -1 }`, `Attribute\s+upgrade\.verify_seconds\s+` + ws("value must be at least 0")},
 		{base + `  ports = [{ internal = 80, external = 8080 }, { internal = 81, external = 8080, ip = "0.0.0.0" }]`, `Attribute\s+ports\[1\]\s+` + ws("publishes tcp port 8080 on all addresses, as ports[0] does already")},
 	}
 	steps := make([]resource.TestStep, 0, len(cases))

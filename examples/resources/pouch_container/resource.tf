@@ -26,4 +26,15 @@ resource "pouch_container" "example" {
   memory       = 128
   restart      = "unless-stopped"
   stop_timeout = 10
+
+  # An image upgrade must pass this check, or it is rolled back.
+  healthcheck = {
+    command  = ["sh", "-c", "test -s /data/dates"]
+    interval = "2s"
+    retries  = 5
+  }
+  upgrade = {
+    verify_seconds = 5 # the new task must still run 5 s after it started
+    keep_revisions = 1 # going back to the previous image finds its files again
+  }
 }
