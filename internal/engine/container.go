@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/image-spec/identity"
 )
@@ -121,6 +123,8 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 
 // Inspect reads a container back, first finishing or undoing an update
 // that a crash interrupted. errors.Is(err, ErrNotFound) when it is gone.
+// It is what every refresh calls: two requests to containerd (the
+// container record and its task) unless there is an update to recover.
 func (e *Engine) Inspect(ctx context.Context, id string) (State, error) {
 	defer e.locks.lock(id)()
 	client, ctx, err := e.connect(ctx)
@@ -131,11 +135,16 @@ func (e *Engine) Inspect(ctx context.Context, id string) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	open, err := journalOpen(ctx, c)
+	// The record was just loaded: no need to fetch it again.
+	info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
 	if err != nil {
 		return State{}, err
 	}
-	if open {
+	j, err := readJournal(info)
+	if err != nil {
+		return State{}, err
+	}
+	if j.Phase != "" {
 		unlock, err := e.lockContainer(ctx, client, id)
 		if err != nil {
 			return State{}, err
@@ -144,10 +153,14 @@ func (e *Engine) Inspect(ctx context.Context, id string) (State, error) {
 		if err := e.recover(ctx, client, c); err != nil {
 			return State{}, fmt.Errorf("recover container %s: %w", id, err)
 		}
+		if info, err = c.Info(ctx); err != nil {
+			return State{}, fmt.Errorf("read container %s: %w", id, err)
+		}
 	}
-	return e.inspect(ctx, c)
+	return e.stateOf(ctx, client, c, info)
 }
 
+// inspect reads back a container the engine has just changed.
 func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, error) {
 	info, err := c.Info(ctx)
 	if errdefs.IsNotFound(err) {
@@ -156,6 +169,15 @@ func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, er
 	if err != nil {
 		return State{}, fmt.Errorf("read container %s: %w", c.ID(), err)
 	}
+	client, _, err := e.connect(ctx)
+	if err != nil {
+		return State{}, err
+	}
+	return e.stateOf(ctx, client, c, info)
+}
+
+// stateOf builds a container's State from its record and its task.
+func (e *Engine) stateOf(ctx context.Context, client *containerd.Client, c containerd.Container, info containers.Container) (State, error) {
 	rec, err := e.recordOf(ctx, c, info)
 	if err != nil {
 		return State{}, err
@@ -172,11 +194,12 @@ func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, er
 			st.ImageDigest = img.Target().Digest.String()
 		}
 	}
-	if st.Status, err = taskStatus(ctx, c); err != nil {
+	if st.Status, err = taskStatus(ctx, client, info.ID); err != nil {
 		return State{}, err
 	}
 	st.Spec.Running = st.Status == StatusRunning
-	if s, err := c.Spec(ctx); err == nil && s.Process != nil {
+	var s oci.Spec
+	if info.Spec != nil && json.Unmarshal(info.Spec.GetValue(), &s) == nil && s.Process != nil {
 		st.Process = Process{Args: s.Process.Args, Env: s.Process.Env, WorkingDir: s.Process.Cwd}
 	}
 	return st, nil

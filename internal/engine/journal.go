@@ -109,16 +109,6 @@ func (e *Engine) recover(ctx context.Context, client *containerd.Client, c conta
 	return e.rollBack(ctx, client, c, j)
 }
 
-// journalOpen tells whether the container has an update to recover.
-func journalOpen(ctx context.Context, c containerd.Container) (bool, error) {
-	info, err := c.Info(ctx)
-	if err != nil {
-		return false, fmt.Errorf("read container %s: %w", c.ID(), err)
-	}
-	j, err := readJournal(info)
-	return j.Phase != "", err
-}
-
 // rollBack restores the old container from the journal and removes what
 // the update created.
 func (e *Engine) rollBack(ctx context.Context, client *containerd.Client, c containerd.Container, j journal) error {
@@ -147,7 +137,7 @@ func (e *Engine) rollBack(ctx context.Context, client *containerd.Client, c cont
 		}
 	}
 	if j.WasRunning {
-		status, err := taskStatus(ctx, c)
+		status, err := taskStatus(ctx, client, c.ID())
 		if err != nil {
 			return err
 		}

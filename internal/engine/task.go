@@ -8,37 +8,33 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/moby/sys/signal"
 )
 
-// taskStatus returns the status of the container's task; StatusCreated
-// when it has none.
-func taskStatus(ctx context.Context, c containerd.Container) (Status, error) {
-	task, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return StatusCreated, nil
-	}
+// taskStatus returns the status of container id's task, in one request;
+// StatusCreated when it has none.
+func taskStatus(ctx context.Context, client *containerd.Client, id string) (Status, error) {
+	resp, err := client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: id})
 	if err != nil {
-		return StatusUnknown, fmt.Errorf("load task of %s: %w", c.ID(), err)
+		if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+			return StatusCreated, nil
+		}
+		return StatusUnknown, fmt.Errorf("task status of %s: %w", id, err)
 	}
-	st, err := task.Status(ctx)
-	if errdefs.IsNotFound(err) {
-		return StatusCreated, nil
-	}
-	if err != nil {
-		return StatusUnknown, fmt.Errorf("task status of %s: %w", c.ID(), err)
-	}
-	switch st.Status {
-	case containerd.Running:
+	switch resp.Process.GetStatus() {
+	case tasktypes.Status_RUNNING:
 		return StatusRunning, nil
-	case containerd.Stopped:
+	case tasktypes.Status_STOPPED:
 		return StatusStopped, nil
-	case containerd.Paused, containerd.Pausing:
+	case tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
 		return StatusPaused, nil
-	case containerd.Created:
+	case tasktypes.Status_CREATED:
 		return StatusCreated, nil
 	}
 	return StatusUnknown, nil

@@ -140,7 +140,7 @@ func (u *upgrade) stage(ctx context.Context) error {
 		return err
 	}
 	oldRec := u.oldRec
-	status, err := taskStatus(ctx, u.c)
+	status, err := taskStatus(ctx, u.client, u.c.ID())
 	if err != nil {
 		return err
 	}
