@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/containers"
+
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
@@ -76,7 +78,8 @@ func snapshotsOf(t *testing.T, env *testenv.Env, id string) []string {
 	return keys
 }
 
-func containerSnapshot(t *testing.T, env *testenv.Env, id string) string {
+// containerInfo is containerd's record of container id.
+func containerInfo(t *testing.T, env *testenv.Env, id string) containers.Container {
 	t.Helper()
 	c, err := env.Client.LoadContainer(env.Context(), id)
 	if err != nil {
@@ -86,7 +89,12 @@ func containerSnapshot(t *testing.T, env *testenv.Env, id string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return info.SnapshotKey
+	return info
+}
+
+func containerSnapshot(t *testing.T, env *testenv.Env, id string) string {
+	t.Helper()
+	return containerInfo(t, env, id).SnapshotKey
 }
 
 func TestCreateInspectDelete(t *testing.T) {

@@ -24,15 +24,7 @@ var phases = []engine.Phase{engine.PhaseStage, engine.PhaseStop, engine.PhaseSwa
 // no update is in progress.
 func journalPhase(t *testing.T, env *testenv.Env, id string) string {
 	t.Helper()
-	c, err := env.Client.LoadContainer(env.Context(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := c.Info(env.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext, ok := info.Extensions["io.pouch.journal"]
+	ext, ok := containerInfo(t, env, id).Extensions["io.pouch.journal"]
 	if !ok {
 		return ""
 	}
