@@ -31,7 +31,6 @@ func (e *Engine) recordOf(ctx context.Context, c containerd.Container, info cont
 		return record{}, fmt.Errorf("decode runtime spec of %s: %w", info.ID, err)
 	}
 	var imgCfg ImageConfig
-	rec.Spec.Image = info.Image
 	if img, err := c.Image(ctx); err == nil {
 		rec.ImageDigest = img.Target().Digest.String()
 		if cfg, err := img.Spec(ctx); err == nil {

@@ -168,11 +168,14 @@ func (e *Engine) createImageVolumes(ctx context.Context, client *containerd.Clie
 			e.removeImageVolumes(ctx, vols)
 		}
 	}()
+	if len(vols) == 0 {
+		return nil
+	}
+	mounts, err := client.SnapshotService(e.opts.Snapshotter).Mounts(ctx, snapshotKey)
+	if err != nil {
+		return fmt.Errorf("mount image for its volumes: %w", err)
+	}
 	for _, v := range vols {
-		mounts, err := client.SnapshotService(e.opts.Snapshotter).Mounts(ctx, snapshotKey)
-		if err != nil {
-			return fmt.Errorf("mount image for volume %s: %w", v.Target, err)
-		}
 		if err := e.host.MkdirAll(v.Path, 0o755); err != nil {
 			return fmt.Errorf("create volume for %s: %w", v.Target, err)
 		}
