@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"log"
+	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
@@ -19,6 +20,16 @@ func main() {
 	var debug bool
 	flag.BoolVar(&debug, "debug", false, "run the provider with support for debuggers like delve")
 	flag.Parse()
+
+	if !debug {
+		// In debug mode the logs are read from this process's output, not
+		// through Terraform: leave their levels alone there.
+		for name, level := range provider.PluginLogDefaults(os.Getenv) {
+			if err := os.Setenv(name, level); err != nil {
+				log.Fatal(err.Error())
+			}
+		}
+	}
 
 	err := providerserver.Serve(context.Background(), provider.New(version), providerserver.ServeOpts{
 		Address:         "registry.terraform.io/pouch/pouch",
