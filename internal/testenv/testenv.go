@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +32,9 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/vishvananda/netlink"
+
+	"github.com/pouch/terraform-provider-pouch/internal/childproc"
+	"github.com/pouch/terraform-provider-pouch/internal/registry"
 )
 
 // Env is one private containerd daemon shared by the tests of one package.
@@ -50,13 +52,11 @@ type Env struct {
 	Subnet string
 
 	daemon *exec.Cmd
-	exited chan struct{} // closed when the daemon process has exited
+	exited <-chan struct{} // closed when the daemon process has exited
 
-	regOnce   sync.Once
-	regAddr   string
-	regErr    error
-	reg       *exec.Cmd
-	regExited chan struct{}
+	regOnce sync.Once
+	reg     *registry.Server
+	regErr  error
 
 	mu       sync.Mutex
 	imported map[string]string // name + "@" + manifest digest -> digest
@@ -201,8 +201,7 @@ disabled_plugins = [
 	cmd := exec.Command("containerd", "--config", configPath)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	exited, err := startPinned(cmd)
+	exited, err := childproc.Start(cmd)
 	if err != nil {
 		return fmt.Errorf("start containerd: %w", err)
 	}
@@ -283,17 +282,17 @@ func tail(path string, n int) string {
 // the registry, kills leftover shims, unmounts and removes the directory.
 func (e *Env) stop() error {
 	var errs []error
-	if e.Client != nil && e.daemon != nil && !processExited(e.exited) {
+	if e.Client != nil && e.daemon != nil && !childproc.Exited(e.exited) {
 		if err := e.removeAll(); err != nil {
 			errs = append(errs, err)
 		}
 		e.Client.Close()
 	}
 	if e.reg != nil {
-		stopProcess(e.reg, e.regExited, 10*time.Second)
+		e.reg.Stop()
 	}
 	if e.daemon != nil {
-		stopProcess(e.daemon, e.exited, 10*time.Second)
+		childproc.Stop(e.daemon, e.exited, 10*time.Second)
 	}
 	if err := cleanDir(e.Dir, e.Namespace); err != nil {
 		errs = append(errs, err)
@@ -313,15 +312,6 @@ func testSubnet(pkg string, pid int) string {
 	h := fnv.New32a()
 	h.Write([]byte(pkg))
 	return fmt.Sprintf("10.%d.%d.0/24", 100+h.Sum32()%100, pid%256)
-}
-
-func processExited(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // removeAll kills and deletes every task and deletes every container (with
@@ -363,28 +353,6 @@ func (e *Env) removeAll() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// stopProcess sends SIGTERM to the process group of cmd and waits (SIGKILL
-// after grace). exited, when non-nil, is closed by the goroutine waiting
-// for cmd; otherwise stopProcess waits itself.
-func stopProcess(cmd *exec.Cmd, exited chan struct{}, grace time.Duration) {
-	if cmd.Process == nil {
-		return
-	}
-	if exited == nil {
-		exited = make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-	}
-	pgid := cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-exited:
-		return
-	case <-time.After(grace):
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	<-exited
 }
 
 // cleanDir makes sure nothing of an Env directory is left: it force-deletes
@@ -560,24 +528,4 @@ func cleanStale() {
 			fmt.Fprintf(os.Stderr, "testenv: removing stale %s: %v\n", dir, err)
 		}
 	}
-}
-
-// startPinned starts cmd from an OS thread kept until cmd exits, and returns
-// a channel closed when it has. Pdeathsig fires when the thread that started
-// a child exits, not the process, and code under test ends threads on
-// purpose (containerd's netns package does, to leave a network namespace
-// behind): started from such a thread, the daemon would be killed mid-test.
-func startPinned(cmd *exec.Cmd) (chan struct{}, error) {
-	started := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			_ = cmd.Wait()
-			close(exited)
-		}
-	}()
-	return exited, <-started
 }
