@@ -73,6 +73,9 @@ type Image struct {
 	// PadBytes > 0 adds a layer with one file /pad of that many deterministic
 	// pseudo-random (incompressible) bytes.
 	PadBytes int64
+	// PadSeed selects the pad's bytes: images with different seeds share no
+	// pad layer, so pulling one fetches and unpacks all of it.
+	PadSeed string
 	// NoBusybox omits the busybox base layer.
 	NoBusybox bool
 }
@@ -360,10 +363,13 @@ func filesLayer(img Image) (layer, error) {
 	return l, nil
 }
 
-func padLayer(n int64) layer {
+func padLayer(n int64, padSeed string) layer {
 	gen := func(w io.Writer) error {
 		var seed [32]byte
 		copy(seed[:], "pouch imagebuild pad layer seed!")
+		if padSeed != "" {
+			seed = sha256.Sum256([]byte("pouch imagebuild pad layer seed!" + padSeed))
+		}
 		r := rand.NewChaCha8(seed)
 		buf := make([]byte, 1<<20)
 		for left := n; left > 0; {
@@ -412,7 +418,7 @@ func build(img Image) (manifest *blob, blobs []*blob, index []byte, err error) {
 		layers = append(layers, files)
 	}
 	if img.PadBytes > 0 {
-		layers = append(layers, padLayer(img.PadBytes))
+		layers = append(layers, padLayer(img.PadBytes, img.PadSeed))
 	}
 
 	var layerBlobs []*blob

@@ -330,6 +330,13 @@ func TestNoBusyboxAndPad(t *testing.T) {
 	if d1 != d2 {
 		t.Errorf("pad not deterministic")
 	}
+	seeded, d3 := mustBuild(t, Image{Name: "x/pad:1", NoBusybox: true, PadBytes: n, PadSeed: "v2"})
+	if d3 == d1 {
+		t.Errorf("PadSeed does not change the image")
+	}
+	if l := readArchive(t, seeded).manifest(t).Layers[0].Digest; l == m.Layers[0].Digest {
+		t.Errorf("PadSeed does not change the pad layer (%s)", l)
+	}
 }
 
 func TestBigPadStreams(t *testing.T) {

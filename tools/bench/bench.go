@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,9 +23,17 @@ import (
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
+	"github.com/pouch/terraform-provider-pouch/internal/registry"
 )
 
 const snapshotter = engine.DefaultSnapshotter
+
+// The CNI bridge network of the downtime benchmark's containers, apart from
+// the provider's default one and the tests'.
+const (
+	benchBridge = "pouchbench0"
+	benchSubnet = "10.231.0.0/24"
+)
 
 // bench holds what the benchmarks share: the containerd client (the one
 // the engine uses, on the benchmark's namespace), an engine with a
@@ -36,10 +45,11 @@ type bench struct {
 	eng    *engine.Engine
 	log    *recLogger
 
-	tmp      string // everything on disk
-	dataRoot string // the engine's and the provider's data_root
-	provider string // the provider binary
-	tfrc     string // the CLI configuration with dev_overrides
+	tmp      string           // everything on disk
+	dataRoot string           // the engine's and the provider's data_root
+	reg      *registry.Server // the downtime benchmark pulls from it
+	provider string           // the provider binary
+	tfrc     string           // the CLI configuration with dev_overrides
 
 	containerdPID int
 }
@@ -60,6 +70,7 @@ func newBench(ctx context.Context, cfg config) (*bench, error) {
 		dataRoot: filepath.Join(tmp, "data"), log: &recLogger{}}
 	b.eng = engine.New(engine.Options{
 		Address: cfg.address, Namespace: cfg.namespace, DataRoot: b.dataRoot, Logger: b.log,
+		Network: engine.NetworkOptions{Bridge: benchBridge, Subnet: benchSubnet},
 	})
 	b.containerdPID = pidOfSocket(cfg.address)
 	return b, nil
@@ -72,19 +83,29 @@ func (b *bench) prepare(ctx context.Context) error {
 	if err := b.cleanNamespace(b.ctx, false); err != nil {
 		return fmt.Errorf("clean namespace %s: %w", b.cfg.namespace, err)
 	}
+	if b.cfg.parts["downtime"] {
+		reg, err := registry.Start(filepath.Join(b.tmp, "registry"))
+		if err != nil {
+			return err
+		}
+		b.reg = reg
+		logf("registry at %s", reg.Addr)
+	}
 	if !b.cfg.parts["plan"] && !b.cfg.parts["parallel"] {
 		return nil
 	}
 	bin := filepath.Join(b.tmp, "bin")
 	b.provider = filepath.Join(bin, "terraform-provider-pouch")
-	logf("building the provider into %s", bin)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", b.provider, ".")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("build the provider: %w", err)
+	logf("building the provider and the control provider into %s", bin)
+	for out, pkg := range map[string]string{b.provider: ".", filepath.Join(bin, "terraform-provider-floor"): "./tools/bench/floorprovider"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("build %s: %w", pkg, err)
+		}
 	}
 	b.tfrc = filepath.Join(b.tmp, "bench.tfrc")
-	rc := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"pouch/pouch\" = %q\n  }\n  direct {}\n}\n", bin)
+	rc := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"pouch/pouch\" = %q\n    \"pouch/floor\" = %q\n  }\n  direct {}\n}\n", bin, bin)
 	return os.WriteFile(b.tfrc, []byte(rc), 0o644)
 }
 
@@ -139,20 +160,19 @@ func sleepImage(version string) imagebuild.Image {
 }
 
 // webImage is the HTTP image of the downtime benchmark: busybox httpd on
-// 127.0.0.1:port serving /www/index.html = version, with an incompressible
-// layer of sizeMB.
-func webImage(sizeMB int64, version string, port int) imagebuild.Image {
+// port httpdPort serving /www/index.html = version, with an incompressible
+// layer of sizeMB whose bytes are the image's own (seed and version).
+func webImage(sizeMB int64, version, seed string) imagebuild.Image {
 	return imagebuild.Image{
-		Name:     fmt.Sprintf("docker.io/pouchbench/web-%dmb:%s", sizeMB, version),
-		Cmd:      httpdCmd(port),
+		Cmd:      []string{"httpd", "-f", "-p", strconv.Itoa(httpdPort), "-h", "/www"},
 		Files:    map[string]string{"/www/index.html": version, "/version": version},
 		PadBytes: sizeMB << 20,
+		PadSeed:  seed + "/" + version,
 	}
 }
 
-func httpdCmd(port int) []string {
-	return []string{"httpd", "-f", "-p", fmt.Sprintf("127.0.0.1:%d", port), "-h", "/www"}
-}
+// httpdPort is the port httpd listens on in the web image.
+const httpdPort = 80
 
 // close removes everything the benchmark created.
 func (b *bench) close(ctx context.Context) error {
@@ -161,12 +181,19 @@ func (b *bench) close(ctx context.Context) error {
 	err := b.cleanNamespace(ctx, true)
 	_ = b.eng.Close()
 	_ = b.client.Close()
+	if b.reg != nil {
+		b.reg.Stop()
+	}
+	// Deleting the containers released their addresses and removed their
+	// network namespaces; the bridge itself stays until removed.
+	if out, lerr := exec.Command("ip", "link", "delete", benchBridge).CombinedOutput(); lerr != nil &&
+		!strings.Contains(string(out), "Cannot find device") {
+		err = errors.Join(err, fmt.Errorf("delete bridge %s: %v: %s", benchBridge, lerr, out))
+	}
 	if b.cfg.keepTmp {
 		logf("kept %s", b.tmp)
 		return err
 	}
-	// The data root may hold bind-mounted network namespaces (none here:
-	// host networking), so unmount nothing and just remove.
 	return errors.Join(err, os.RemoveAll(b.tmp))
 }
 

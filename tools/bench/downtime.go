@@ -15,8 +15,11 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
@@ -115,23 +118,34 @@ func (b *bench) benchDowntime(ctx context.Context) *downtimeResult {
 	return res
 }
 
-// The port of strategy i's container.
+// The host port published for strategy i's container (on 127.0.0.1).
 const basePort = 18480
 
+// downtimeAtSize measures the four strategies at one image size. Each
+// strategy's container has images of its own (v1 and v2, pad bytes of their
+// own), pushed to the benchmark's registry; before each run the image the
+// strategy moves to is removed from containerd, so that every upgrade and
+// replacement pulls and unpacks it, as after a new tag is pushed.
 func (b *bench) downtimeAtSize(ctx context.Context, size int64, res *downtimeResult) error {
 	start := time.Now()
-	logf("building and importing the %d MB images v1 and v2", size)
-	refs := map[string]string{}
-	for _, v := range []string{"v1", "v2"} {
-		img := webImage(size, v, 0)
-		img.Cmd = nil // the containers set their own command (port)
-		if _, err := b.importImage(ctx, img); err != nil {
-			return err
+	logf("building the %d MB images and pushing them to the registry", size)
+	refs := map[string]map[string]string{}
+	for _, st := range strategyOrder {
+		refs[st] = map[string]string{}
+		versions := []string{"v1", "v2"}
+		if st == stFloor {
+			versions = versions[:1] // the floor never changes its image
 		}
-		refs[v] = img.Name
+		for _, v := range versions {
+			ref, err := b.reg.Push(ctx, fmt.Sprintf("pouchbench/web-%dmb-%s:%s", size, st, v), webImage(size, v, st))
+			if err != nil {
+				return err
+			}
+			refs[st][v] = ref
+		}
 	}
 	res.ImageBuild[size] = time.Since(start)
-	logf("images ready in %s", res.ImageBuild[size].Round(time.Second))
+	logf("images pushed in %s", res.ImageBuild[size].Round(time.Second))
 
 	specs := map[string]engine.ContainerSpec{}
 	current := map[string]string{}
@@ -145,9 +159,9 @@ func (b *bench) downtimeAtSize(ctx context.Context, size int64, res *downtimeRes
 	for i, st := range strategyOrder {
 		spec := engine.ContainerSpec{
 			Name:        fmt.Sprintf("bench-%s-%dmb", st, size),
-			Image:       refs["v1"],
-			Command:     httpdCmd(basePort + i),
-			NetworkMode: engine.NetworkHost,
+			Image:       refs[st]["v1"],
+			NetworkMode: engine.NetworkBridge,
+			Ports:       []engine.PortMapping{{HostIP: "127.0.0.1", HostPort: basePort + i, ContainerPort: httpdPort}},
 			Running:     true,
 			StopTimeout: engine.DefaultStopTimeout,
 		}
@@ -173,7 +187,12 @@ func (b *bench) downtimeAtSize(ctx context.Context, size int64, res *downtimeRes
 				to = from
 			}
 			spec := specs[st]
-			spec.Image = refs[to]
+			spec.Image = refs[st][to]
+			if st != stFloor {
+				if err := b.dropImage(ctx, spec.Image); err != nil {
+					return err
+				}
+			}
 			down, call, phases, err := b.measure(ctx, st, spec, port, from, to)
 			if err != nil {
 				return fmt.Errorf("%s run %d: %w", st, run+1, err)
@@ -181,8 +200,21 @@ func (b *bench) downtimeAtSize(ctx context.Context, size int64, res *downtimeRes
 			current[st] = to
 			res.add(st, size, down, call, phases)
 			logf("%4d MB %-10s run %d: %s -> %s down %s ms (call %s ms)", size, st, run+1, from, to, ms(down), ms(call))
-			time.Sleep(300 * time.Millisecond) // let the garbage collector and the shim settle
 		}
+	}
+	return nil
+}
+
+// dropImage removes an image and, through a synchronous garbage collection,
+// its blobs and unpacked snapshots, so that the next use pulls it again.
+func (b *bench) dropImage(ctx context.Context, ref string) error {
+	ctx = namespaces.WithNamespace(ctx, b.cfg.namespace)
+	err := b.client.ImageService().Delete(ctx, ref, images.SynchronousDelete())
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove image %s: %w", ref, err)
+	}
+	if _, err := b.client.GetImage(ctx, ref); !errdefs.IsNotFound(err) {
+		return fmt.Errorf("image %s still present after its removal (%v)", ref, err)
 	}
 	return nil
 }
@@ -191,7 +223,10 @@ func (b *bench) downtimeAtSize(ctx context.Context, size int64, res *downtimeRes
 // duration of the strategy call and its phases.
 func (b *bench) measure(ctx context.Context, st string, spec engine.ContainerSpec, port int, from, to string) (time.Duration, time.Duration, []phase, error) {
 	p := startProber(ctx, port)
-	time.Sleep(150 * time.Millisecond) // a baseline of good responses
+	if err := p.waitGood(from, 20, 5*time.Second); err != nil {
+		p.stop()
+		return 0, 0, nil, err
+	}
 	t0 := time.Now()
 	var phases []phase
 	var err error
@@ -284,6 +319,29 @@ func get(ctx context.Context, client *http.Client, url string) (string, error) {
 		return "", fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return string(body), nil
+}
+
+// waitGood waits until the prober has recorded n good responses of body: a
+// baseline before the change.
+func (p *prober) waitGood(body string, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		p.mu.Lock()
+		good := 0
+		for _, o := range p.oks {
+			if o.body == body {
+				good++
+			}
+		}
+		p.mu.Unlock()
+		if good >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d good responses of %q within %s, want %d", good, body, timeout, n)
+		}
+		time.Sleep(probeEvery)
+	}
 }
 
 // servedSince tells whether body was served to a request sent after t.
@@ -443,8 +501,9 @@ func (b *bench) inPlace(ctx context.Context, spec engine.ContainerSpec) ([]phase
 	if _, err := b.eng.Update(ctx, spec.Name, spec); err != nil {
 		return nil, err
 	}
-	return logPhases(b.log.since(t0), t0, time.Now(), spec.Name, []logStep{
-		{"upgrade: staging new image", "resolve image, journal"},
+	return logPhases(b.log.since(t0), t0, time.Now(), spec.Name, spec.Image, "return (inspect)", []logStep{
+		{"pulling image", "lock, load (task serving)"},
+		{"upgrade: staging new image", "pull, unpack, journal (task serving)"},
 		{"snapshot prepared", "prepare snapshot"},
 		{"upgrade: stopping task", "build spec, compare (task still serving)"},
 		{"stopping task", "journal, unsupervise, load task"},
@@ -456,18 +515,21 @@ func (b *bench) inPlace(ctx context.Context, spec engine.ContainerSpec) ([]phase
 }
 
 // replace is what terraform does for a ForceNew attribute: destroy, then
-// create.
+// create, which pulls the image.
 func (b *bench) replace(ctx context.Context, spec engine.ContainerSpec) ([]phase, error) {
 	t := newTimer()
 	if err := b.eng.Delete(ctx, spec.Name); err != nil {
 		return nil, fmt.Errorf("delete: %w", err)
 	}
-	t.mark("engine.Delete")
+	t.mark("engine.Delete (stop, network teardown)")
+	t1 := time.Now()
 	if _, err := b.eng.Create(ctx, spec); err != nil {
 		return nil, fmt.Errorf("create: %w", err)
 	}
-	t.mark("engine.Create")
-	return t.phases, nil
+	create := logPhases(b.log.since(t1), t1, time.Now(), spec.Name, spec.Image, "engine.Create: network, new task, start", []logStep{
+		{"snapshot prepared", "engine.Create: pull, unpack, prepare snapshot"},
+	})
+	return append(t.phases, create...), nil
 }
 
 // pouchOrder is the same upgrade as the engine's, in Pouch's order: the
@@ -498,7 +560,30 @@ func (b *bench) pouchOrder(ctx context.Context, spec engine.ContainerSpec) ([]ph
 		ID: info.SnapshotKey, Type: "snapshots/" + snapshotter}); err != nil {
 		return nil, fmt.Errorf("protect old snapshot: %w", err)
 	}
+	old, err := c.Spec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	netns := ""
+	if old.Linux != nil {
+		for _, ns := range old.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace {
+				netns = ns.Path
+			}
+		}
+	}
 	t.mark("load, lease (task still serving)")
+
+	// `pouch upgrade` pulls a missing image first, unpacked, as a pull
+	// does; the task still serves.
+	resolver := docker.NewResolver(docker.ResolverOptions{
+		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
+	})
+	if _, err := b.client.Pull(ctx, spec.Image, containerd.WithResolver(resolver),
+		containerd.WithPullUnpack, containerd.WithPullSnapshotter(snapshotter)); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", spec.Image, err)
+	}
+	t.mark("pull, unpack (task still serving)")
 
 	if err := killTask(ctx, c); err != nil {
 		return nil, err
@@ -542,7 +627,7 @@ func (b *bench) pouchOrder(ctx context.Context, spec engine.ContainerSpec) ([]ph
 		oci.WithHostname(spec.Name),
 		oci.WithHostHostsFile,
 		oci.WithHostResolvconf,
-		oci.WithHostNamespace(specs.NetworkNamespace),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}),
 		oci.WithNoNewPrivileges,
 		seccomp.WithDefaultProfile(),
 	)
@@ -580,17 +665,18 @@ func (b *bench) pouchOrder(ctx context.Context, spec engine.ContainerSpec) ([]ph
 // with it.
 type logStep struct{ msg, phase string }
 
-// logPhases turns the engine's log messages about container id, from t0
-// to t1, into phases: each step's phase lasts from the previous step's
-// message (or t0) to its own.
-func logPhases(msgs []logMsg, t0, t1 time.Time, id string, steps []logStep) []phase {
+// logPhases turns the engine's log messages about container id (or its
+// snapshots, or the image ref it pulls), from t0 to t1, into phases: each
+// step's phase lasts from the previous step's message (or t0) to its own;
+// the rest up to t1 is the phase named tail.
+func logPhases(msgs []logMsg, t0, t1 time.Time, id, ref, tail string, steps []logStep) []phase {
 	var out []phase
 	last := t0
 	i := 0
 	for _, s := range steps {
 		for j := i; j < len(msgs); j++ {
 			m := msgs[j]
-			mine := m.container == id || strings.HasPrefix(m.container, "snapshot:"+id+"-")
+			mine := m.container == id || strings.HasPrefix(m.container, "snapshot:"+id+"-") || m.container == "image:"+ref
 			if m.msg == s.msg && mine && !m.at.After(t1) {
 				out = append(out, phase{s.phase, m.at.Sub(last)})
 				last, i = m.at, j+1
@@ -598,8 +684,8 @@ func logPhases(msgs []logMsg, t0, t1 time.Time, id string, steps []logStep) []ph
 			}
 		}
 	}
-	if tail := t1.Sub(last); tail > 0 {
-		out = append(out, phase{"return (inspect)", tail})
+	if d := t1.Sub(last); d > 0 {
+		out = append(out, phase{tail, d})
 	}
 	return out
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
+	"github.com/pouch/terraform-provider-pouch/internal/provider"
 )
 
 // tfEnv is the environment of every terraform command: the benchmark's CLI
@@ -125,11 +126,43 @@ resource "pouch_container" "c" {
 	return os.WriteFile(filepath.Join(dir, "main.tf"), []byte(tf), 0o644)
 }
 
+// writeFloorConfig writes a configuration of count floor_item resources
+// with the arguments of writeContainersConfig's containers.
+func (b *bench) writeFloorConfig(dir string, count int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tf := fmt.Sprintf(`terraform {
+  required_providers {
+    floor = {
+      source = "pouch/floor"
+    }
+  }
+}
+
+variable "image" {
+  type = string
+}
+
+resource "floor_item" "c" {
+  count        = %d
+  name         = "floor-${count.index}"
+  image        = var.image
+  network_mode = "host"
+  command      = ["sleep", "3600"]
+}
+`, count)
+	return os.WriteFile(filepath.Join(dir, "main.tf"), []byte(tf), 0o644)
+}
+
 // planResult is the plan benchmark's outcome.
 type planResult struct {
-	Count        int
-	Create       time.Duration // the apply that created the containers
-	Pouch, Data  []time.Duration
+	Count       int
+	Create      time.Duration // the apply that created the containers
+	Pouch, Data []time.Duration
+	// Floor are the plans of as many floor_item resources: the control
+	// provider (tools/bench/floorprovider), same framework, no I/O.
+	Floor        []time.Duration
 	ReattachPlan []time.Duration // plans against a provider started in debug mode
 	RSSKiB       []int64         // that provider's VmHWM after each of those plans
 	// CPU time (user + system) of the provider and of terraform during
@@ -162,7 +195,26 @@ func (r *planResult) InspectOneStats() stats { return summarize(r.InspectOne) }
 func (r *planResult) ProviderCPUStats() stats  { return summarize(r.ProviderCPU) }
 func (r *planResult) TerraformCPUStats() stats { return summarize(r.TerraformCPU) }
 
-func (r *planResult) PouchStats() stats    { return summarize(r.Pouch) }
+func (r *planResult) PouchStats() stats { return summarize(r.Pouch) }
+func (r *planResult) FloorStats() stats { return summarize(r.Floor) }
+
+// FloorRatio is the median floor_item plan over the median terraform_data
+// plan: the least any provider on this framework achieves here.
+func (r *planResult) FloorRatio() float64 {
+	if d := r.DataStats().Median; d > 0 {
+		return float64(r.FloorStats().Median) / float64(d)
+	}
+	return 0
+}
+
+// PouchOverFloor is the median pouch_container plan over the median
+// floor_item plan.
+func (r *planResult) PouchOverFloor() float64 {
+	if d := r.FloorStats().Median; d > 0 {
+		return float64(r.PouchStats().Median) / float64(d)
+	}
+	return 0
+}
 func (r *planResult) DataStats() stats     { return summarize(r.Data) }
 func (r *planResult) ReattachStats() stats { return summarize(r.ReattachPlan) }
 
@@ -221,6 +273,7 @@ func (b *bench) benchPlanRun(ctx context.Context, res *planResult) error {
 	}
 	pouchDir := filepath.Join(b.tmp, "plan-pouch")
 	dataDir := filepath.Join(b.tmp, "plan-data")
+	floorDir := filepath.Join(b.tmp, "plan-floor")
 	prefix := "bench-plan"
 	if err := b.writeContainersConfig(pouchDir, prefix, b.cfg.planCount); err != nil {
 		return err
@@ -240,6 +293,9 @@ func (b *bench) benchPlanRun(ctx context.Context, res *planResult) error {
 	if err := os.WriteFile(filepath.Join(dataDir, "main.tf"), []byte(data), 0o644); err != nil {
 		return err
 	}
+	if err := b.writeFloorConfig(floorDir, b.cfg.planCount); err != nil {
+		return err
+	}
 	env := b.tfEnv()
 	imageVar := "image=" + img.Name
 
@@ -254,6 +310,9 @@ func (b *bench) benchPlanRun(ctx context.Context, res *planResult) error {
 		return err
 	}
 	if _, _, err := b.terraform(ctx, dataDir, env, "apply", "-auto-approve", "-input=false", "-no-color"); err != nil {
+		return err
+	}
+	if _, _, err := b.terraform(ctx, floorDir, env, "apply", "-auto-approve", "-input=false", "-no-color", "-var", imageVar); err != nil {
 		return err
 	}
 	planArgs := []string{"plan", "-input=false", "-no-color", "-detailed-exitcode", "-var", imageVar}
@@ -274,7 +333,16 @@ func (b *bench) benchPlanRun(ctx context.Context, res *planResult) error {
 			return fmt.Errorf("plan of the unchanged terraform_data proposes changes")
 		}
 		res.Data = append(res.Data, d2)
-		logf("plan run %d: %d pouch_container %s s, %d terraform_data %s s", run+1, b.cfg.planCount, secs(d), b.cfg.planCount, secs(d2))
+		d3, code, err := b.terraform(ctx, floorDir, env, planArgs...)
+		if err != nil {
+			return err
+		}
+		if code == 2 {
+			return fmt.Errorf("plan of the unchanged floor_item resources proposes changes")
+		}
+		res.Floor = append(res.Floor, d3)
+		logf("plan run %d of %d: pouch_container %s s, terraform_data %s s, floor_item %s s",
+			run+1, b.cfg.planCount, secs(d), secs(d2), secs(d3))
 	}
 	b.profileRefresh(ctx, prefix, res)
 	// Peak RSS: a provider process of our own per plan, attached with
@@ -298,7 +366,13 @@ func (b *bench) benchPlanRun(ctx context.Context, res *planResult) error {
 // it and returns the plan's wall time and the provider's peak RSS (KiB).
 func (b *bench) reattachedPlan(ctx context.Context, dir string, planArgs []string) (_ time.Duration, _ int64, pcpu, tcpu time.Duration, _ error) {
 	cmd := exec.CommandContext(ctx, b.provider, "-debug")
+	// In debug mode the provider keeps its loggers at trace; give it the
+	// levels it sets itself when Terraform starts it (no TF_LOG), so that
+	// its CPU time is that of a normal plan.
 	cmd.Env = b.tfEnv()
+	for name, level := range provider.PluginLogDefaults(func(string) string { return "" }) {
+		cmd.Env = append(cmd.Env, name+"="+level)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return 0, 0, 0, 0, err

@@ -41,6 +41,8 @@ func (l *recLogger) add(msg string, fields map[string]any) {
 	if c == "" {
 		if s, ok := fields["snapshot"].(string); ok {
 			c = "snapshot:" + s
+		} else if s, ok := fields["image"].(string); ok {
+			c = "image:" + s
 		}
 	}
 	l.mu.Lock()
