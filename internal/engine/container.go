@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/image-spec/identity"
 )
@@ -198,9 +196,10 @@ func (e *Engine) stateOf(ctx context.Context, client *containerd.Client, c conta
 		return State{}, err
 	}
 	st.Spec.Running = st.Status == StatusRunning
-	var s oci.Spec
-	if info.Spec != nil && json.Unmarshal(info.Spec.GetValue(), &s) == nil && s.Process != nil {
-		st.Process = Process{Args: s.Process.Args, Env: s.Process.Env, WorkingDir: s.Process.Cwd}
+	if info.Spec != nil {
+		if p, err := specProcess(info.Spec.GetValue()); err == nil && p != nil {
+			st.Process = Process{Args: p.Args, Env: p.Env, WorkingDir: p.Cwd}
+		}
 	}
 	return st, nil
 }

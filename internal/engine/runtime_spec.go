@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -171,4 +173,34 @@ func liveResources(r Resources) *specs.LinuxResources {
 		res.Memory.Swap = &swap
 	}
 	return res
+}
+
+// specProcess decodes the process of a runtime spec in JSON, nil if it has
+// none, without decoding the rest: the seccomp profile alone is most of a
+// spec's bytes, and every refresh reads the process. The process comes
+// second in the specs the runtime-spec package writes, so the rest is
+// seldom even scanned.
+func specProcess(data []byte) (*specs.Process, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("runtime spec is not a JSON object (%v)", err)
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if key, _ := t.(string); key == "process" {
+			var p *specs.Process
+			if err := dec.Decode(&p); err != nil {
+				return nil, fmt.Errorf("runtime spec process: %w", err)
+			}
+			return p, nil
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
 }

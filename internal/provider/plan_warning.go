@@ -26,6 +26,9 @@ func (r *containerResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
 		return // create or destroy
 	}
+	if req.Plan.Raw.Equal(req.State.Raw) {
+		return // no change, the common case of a plan: skip decoding both
+	}
 	var prior, plan containerModel
 	if d := req.State.Get(ctx, &prior); d.HasError() {
 		return
