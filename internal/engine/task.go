@@ -130,7 +130,15 @@ func (e *Engine) stopTask(ctx context.Context, c containerd.Container, spec Cont
 			return ctx.Err()
 		}
 	}
-	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+	// A task seen to exit, or found stopped, is deleted as it is: killing it
+	// first (WithProcessKill) would cost a wait request and a `runc kill
+	// --all` for nothing, about 40 ms of CPU per stop. Any other state (a
+	// task created but never started, a status not read) is killed first.
+	var opts []containerd.ProcessDeleteOpts
+	if st.Status != containerd.Running && st.Status != containerd.Stopped {
+		opts = append(opts, containerd.WithProcessKill)
+	}
+	if _, err := task.Delete(ctx, opts...); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete task: %w", err)
 	}
 	return nil

@@ -460,7 +460,7 @@ func (b *bench) restartFloor(ctx context.Context, id string) ([]phase, error) {
 }
 
 // killTask is the engine's stopTask for a PID 1 without a SIGTERM handler:
-// wait channel, SIGKILL, wait for the exit, delete the task.
+// wait channel, SIGKILL, wait for the exit, delete the exited task.
 func killTask(ctx context.Context, c containerd.Container) error {
 	task, err := c.Task(ctx, nil)
 	if err != nil {
@@ -474,7 +474,7 @@ func killTask(ctx context.Context, c containerd.Container) error {
 		return fmt.Errorf("kill task: %w", err)
 	}
 	<-exited
-	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete task: %w", err)
 	}
 	return nil
@@ -514,6 +514,13 @@ func (b *bench) inPlace(ctx context.Context, spec engine.ContainerSpec) ([]phase
 	}), nil
 }
 
+// The phases of a replacement.
+const (
+	phaseReplaceDelete = "engine.Delete (stop, network teardown)"
+	phaseReplacePull   = "engine.Create: pull, unpack, prepare snapshot"
+	phaseReplaceStart  = "engine.Create: network, new task, start"
+)
+
 // replace is what terraform does for a ForceNew attribute: destroy, then
 // create, which pulls the image.
 func (b *bench) replace(ctx context.Context, spec engine.ContainerSpec) ([]phase, error) {
@@ -521,13 +528,13 @@ func (b *bench) replace(ctx context.Context, spec engine.ContainerSpec) ([]phase
 	if err := b.eng.Delete(ctx, spec.Name); err != nil {
 		return nil, fmt.Errorf("delete: %w", err)
 	}
-	t.mark("engine.Delete (stop, network teardown)")
+	t.mark(phaseReplaceDelete)
 	t1 := time.Now()
 	if _, err := b.eng.Create(ctx, spec); err != nil {
 		return nil, fmt.Errorf("create: %w", err)
 	}
-	create := logPhases(b.log.since(t1), t1, time.Now(), spec.Name, spec.Image, "engine.Create: network, new task, start", []logStep{
-		{"snapshot prepared", "engine.Create: pull, unpack, prepare snapshot"},
+	create := logPhases(b.log.since(t1), t1, time.Now(), spec.Name, spec.Image, phaseReplaceStart, []logStep{
+		{"snapshot prepared", phaseReplacePull},
 	})
 	return append(t.phases, create...), nil
 }

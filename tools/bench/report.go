@@ -236,8 +236,10 @@ func (r *report) Findings() []string {
 			}
 			if ratio(in.Median, rp.Median) > targetReplaceRatio {
 				out = append(out, fmt.Sprintf("**%d MB, in-place vs replacement (%.2f×).** In-place %s ms against replacement %s ms "+
-					"(engine.Delete %s ms + engine.Create %s ms).", size, ratio(in.Median, rp.Median), ms(in.Median), ms(rp.Median),
-					ms(r.phaseMedian(stReplace, size, "engine.Delete")), ms(r.phaseMedian(stReplace, size, "engine.Create"))))
+					"(engine.Delete %s ms; engine.Create: pull, unpack and snapshot %s ms, network and task start %s ms).",
+					size, ratio(in.Median, rp.Median), ms(in.Median), ms(rp.Median),
+					ms(r.phaseMedian(stReplace, size, phaseReplaceDelete)), ms(r.phaseMedian(stReplace, size, phaseReplacePull)),
+					ms(r.phaseMedian(stReplace, size, phaseReplaceStart))))
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -464,9 +465,47 @@ type parallelResult struct {
 	EngineMany, EngineOne             []time.Duration
 	EnginePhasesMany, EnginePhasesOne map[string][]time.Duration
 	EnginePhaseOrder                  []string
-	// Fraction of the machine's CPUs busy (any process) during those runs.
+	// Fraction of the machine's CPUs busy (any process) during those runs,
+	// and the CPU time used (any process).
 	EngineManyBusy, EngineOneBusy []float64
+	EngineManyCPU, EngineOneCPU   []time.Duration
+	CPUs                          int
 }
+
+// CPUPerUpgradeAlone is the machine's CPU time for one upgrade run alone
+// (median, all processes: containerd, shims, runc, the engine).
+func (r *parallelResult) CPUPerUpgradeAlone() time.Duration { return summarize(r.EngineOneCPU).Median }
+
+// CPUPerUpgradeMany is the same among Parallelism concurrent upgrades.
+func (r *parallelResult) CPUPerUpgradeMany() time.Duration {
+	if r.Count == 0 {
+		return 0
+	}
+	return summarize(r.EngineManyCPU).Median / time.Duration(r.Count)
+}
+
+// CPUBound is the least wall time Count upgrades can take on CPUs
+// processors at the solo CPU cost, however they overlap.
+func (r *parallelResult) CPUBound() time.Duration {
+	if r.CPUs == 0 {
+		return 0
+	}
+	return time.Duration(r.Count) * r.CPUPerUpgradeAlone() / time.Duration(r.CPUs)
+}
+
+// CPUsNeeded is how many CPUs the upgrades' CPU time alone needs to fit in
+// the budget.
+func (r *parallelResult) CPUsNeeded() int {
+	b := r.Budget()
+	if b <= 0 {
+		return 0
+	}
+	need := time.Duration(r.Count) * r.CPUPerUpgradeAlone()
+	return int((need + b - 1) / b)
+}
+
+// CPUBoundOverBudget tells whether that bound alone exceeds the target.
+func (r *parallelResult) CPUBoundOverBudget() bool { return r.CPUBound() > r.Budget() }
 
 func medianFloat(v []float64) float64 {
 	if len(v) == 0 {
@@ -522,7 +561,7 @@ func (r *parallelResult) Clean() bool {
 }
 
 func (b *bench) benchParallel(ctx context.Context) *parallelResult {
-	res := &parallelResult{Count: b.cfg.upCount, Parallelism: b.cfg.upParallel}
+	res := &parallelResult{Count: b.cfg.upCount, Parallelism: b.cfg.upParallel, CPUs: runtime.NumCPU()}
 	if err := b.benchParallelRun(ctx, res); err != nil {
 		logf("parallel: %v", err)
 		res.Errors = append(res.Errors, err.Error())
@@ -596,6 +635,7 @@ func (b *bench) benchParallelRun(ctx context.Context, res *parallelResult) error
 		}
 		res.EngineMany = append(res.EngineMany, d)
 		res.EngineManyBusy = append(res.EngineManyBusy, busySince(cpu))
+		res.EngineManyCPU = append(res.EngineManyCPU, busyCPUSince(cpu))
 		cpu = sampleCPU()
 		d1, err := b.engineUpgrades(ctx, "bench-one", 1, refs[version], 1, res.EnginePhasesOne, &res.EnginePhaseOrder)
 		if err != nil {
@@ -603,6 +643,7 @@ func (b *bench) benchParallelRun(ctx context.Context, res *parallelResult) error
 		}
 		res.EngineOne = append(res.EngineOne, d1)
 		res.EngineOneBusy = append(res.EngineOneBusy, busySince(cpu))
+		res.EngineOneCPU = append(res.EngineOneCPU, busyCPUSince(cpu))
 		logf("engine.Update run %d (-> %s): %d containers %s s, 1 container %s s", run+1, version, b.cfg.upCount, secs(d), secs(d1))
 	}
 	// Nothing leaked: one active snapshot per container, the container's

@@ -288,3 +288,11 @@ func firstLine(file string) string {
 	line, _, _ := strings.Cut(string(v), "\n")
 	return line
 }
+
+// userHZ is the unit of /proc/stat's times on Linux: 1/100 s.
+const userHZ = 100
+
+// busyCPUSince is the CPU time all processes used since s.
+func busyCPUSince(s cpuSample) time.Duration {
+	return time.Duration(sampleCPU().busy-s.busy) * time.Second / userHZ
+}
