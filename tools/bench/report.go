@@ -245,9 +245,14 @@ func (r *report) Findings() []string {
 	}
 	if p := r.Plan; p != nil && len(p.Pouch) > 0 && len(p.Data) > 0 {
 		if p.Ratio() > targetPlanRatio {
-			out = append(out, fmt.Sprintf("**Plan at scale (%.2f×).** %d pouch_container plan in %s s against %s s for terraform_data: "+
+			f := fmt.Sprintf("**Plan at scale (%.2f×).** %d pouch_container plan in %s s against %s s for terraform_data: "+
 				"%s ms per container above the built-in resource.", p.Ratio(), p.Count, secs(p.PouchStats().Median), secs(p.DataStats().Median),
-				ms((p.PouchStats().Median-p.DataStats().Median)/time.Duration(p.Count))))
+				ms((p.PouchStats().Median-p.DataStats().Median)/time.Duration(p.Count)))
+			if len(p.Floor) > 0 {
+				f += fmt.Sprintf(" The control provider's %d floor_item resources, which do nothing, plan in %s s (%.2f× terraform_data).",
+					p.Count, secs(p.FloorStats().Median), p.FloorRatio())
+			}
+			out = append(out, f)
 		}
 		if len(p.RSSKiB) > 0 && p.PeakRSSMiB() > targetRSSMiB {
 			out = append(out, fmt.Sprintf("**Provider RSS (%.1f MiB).** Above the %d MiB target.", p.PeakRSSMiB(), targetRSSMiB))
