@@ -4,8 +4,10 @@
 package childproc
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -70,4 +72,18 @@ func Exited(exited <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// LogTail returns the last n lines of the log file at path, for an error
+// message about the process that wrote it.
+func LogTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -77,7 +77,7 @@ http:
 		}
 		if err := waitHTTP(addr, exited, 30*time.Second); err != nil {
 			childproc.Stop(cmd, exited, 5*time.Second)
-			lastErr = fmt.Errorf("%w\nregistry log:\n%s", err, tail(logPath, 20))
+			lastErr = fmt.Errorf("%w\nregistry log:\n%s", err, childproc.LogTail(logPath, 20))
 			continue
 		}
 		return &Server{Addr: addr, dir: dir, cmd: cmd, exited: exited}, nil
@@ -149,17 +149,4 @@ func waitHTTP(addr string, exited <-chan struct{}, timeout time.Duration) error 
 			return fmt.Errorf("docker-registry on %s not ready within %v: %v", addr, timeout, lastErr)
 		}
 	}
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -210,7 +210,7 @@ disabled_plugins = [
 	_ = os.WriteFile(filepath.Join(dir, "containerd.pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 
 	if err := e.waitReady(); err != nil {
-		return fmt.Errorf("%w\ncontainerd log (%s), last lines:\n%s", err, logf.Name(), tail(logf.Name(), 30))
+		return fmt.Errorf("%w\ncontainerd log (%s), last lines:\n%s", err, logf.Name(), childproc.LogTail(logf.Name(), 30))
 	}
 	return nil
 }
@@ -263,19 +263,6 @@ func (e *Env) waitReady() error {
 		return fmt.Errorf("create namespace %s: %w", e.Namespace, err)
 	}
 	return nil
-}
-
-// tail returns the last n lines of the file.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // stop removes every task and container of the daemon, stops the daemon and

@@ -95,64 +95,45 @@ func tail(s string, n int) string {
 // writeContainersConfig writes a configuration of count pouch_container
 // resources named prefix-<i>, running `sleep` on var.image.
 func (b *bench) writeContainersConfig(dir, prefix string, count int) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tf := fmt.Sprintf(`terraform {
-  required_providers {
-    pouch = {
-      source = "pouch/pouch"
-    }
-  }
+	provider := fmt.Sprintf("provider \"pouch\" {\n  address   = %q\n  namespace = %q\n  data_root = %q\n}\n",
+		b.cfg.address, b.cfg.namespace, b.dataRoot)
+	return writeSleepConfig(dir, "pouch", "pouch_container", provider, prefix, count)
 }
 
-provider "pouch" {
-  address   = %q
-  namespace = %q
-  data_root = %q
-}
-
-variable "image" {
-  type = string
-}
-
-resource "pouch_container" "c" {
-  count        = %d
-  name         = "%s-${count.index}"
-  image        = var.image
-  network_mode = "host"
-  command      = ["sleep", "3600"]
-}
-`, b.cfg.address, b.cfg.namespace, b.dataRoot, count, prefix)
-	return os.WriteFile(filepath.Join(dir, "main.tf"), []byte(tf), 0o644)
-}
-
-// writeFloorConfig writes a configuration of count floor_item resources
-// with the arguments of writeContainersConfig's containers.
+// writeFloorConfig writes the same configuration for count floor_item
+// resources of the control provider.
 func (b *bench) writeFloorConfig(dir string, count int) error {
+	return writeSleepConfig(dir, "floor", "floor_item", "", "floor", count)
+}
+
+// writeSleepConfig writes dir/main.tf: count resources of resourceType from
+// pouch/<provider> (configured by providerBlock) named prefix-<i>, with the
+// arguments of a container running `sleep` on var.image.
+func writeSleepConfig(dir, provider, resourceType, providerBlock, prefix string, count int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	tf := fmt.Sprintf(`terraform {
   required_providers {
-    floor = {
-      source = "pouch/floor"
+    %[1]s = {
+      source = "pouch/%[1]s"
     }
   }
 }
 
+%[2]s
 variable "image" {
   type = string
 }
 
-resource "floor_item" "c" {
-  count        = %d
-  name         = "floor-${count.index}"
+resource %[3]q "c" {
+  count        = %[4]d
+  name         = "%[5]s-${count.index}"
   image        = var.image
   network_mode = "host"
   command      = ["sleep", "3600"]
 }
-`, count)
+`, provider, providerBlock, resourceType, count, prefix)
 	return os.WriteFile(filepath.Join(dir, "main.tf"), []byte(tf), 0o644)
 }
 
