@@ -3,3 +3,6 @@ package engine
 // SetFaultHook makes every upgrade phase of e end with hook: an error it
 // returns fails the phase. Tests use it to inject failures and crashes.
 func SetFaultHook(e *Engine, hook func(Phase) error) { e.faultHook = hook }
+
+// SnapshotDir is snapshotDir, for its unit test.
+var SnapshotDir = snapshotDir

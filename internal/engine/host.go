@@ -35,6 +35,8 @@ type Host interface {
 
 	// HandlesSignal tells whether process pid handles sig.
 	HandlesSignal(pid uint32, sig syscall.Signal) bool
+	// SyncFS writes out the dirty data of the filesystem that holds path.
+	SyncFS(path string) error
 }
 
 var _ Host = (*host.Local)(nil)

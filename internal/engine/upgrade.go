@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
@@ -208,7 +211,50 @@ func (u *upgrade) stage(ctx context.Context) error {
 		!reflect.DeepEqual(u.j.NewNetwork.Ports, oldRec.Network.Ports)
 	u.restart = u.imageChanged || diff == specDiffers || networkChanged
 	u.resize = diff == resourcesDiffer
+	if u.imageChanged && u.j.WasRunning {
+		u.writeOutImage(ctx)
+	}
 	return u.e.hook(PhaseStage)
+}
+
+// writeOutImage writes the new image's files out to disk while the old task
+// still serves. A pull leaves the unpacked layers in the page cache; written
+// back during the outage, hundreds of MB of them would slow the task stop
+// and start queued behind them (the outage of a 500 MB upgrade was twice
+// the restart floor's). It is only an optimisation: a failure is logged.
+func (u *upgrade) writeOutImage(ctx context.Context) {
+	start := time.Now()
+	mounts, err := u.client.SnapshotService(u.e.opts.Snapshotter).Mounts(ctx, u.j.NewSnapshot)
+	if err == nil {
+		if dir := snapshotDir(mounts); dir != "" {
+			err = u.e.host.SyncFS(dir)
+		}
+	}
+	if err != nil {
+		u.e.log.Info(ctx, "could not write the new image out", map[string]any{"container": u.spec.Name, "error": err.Error()})
+		return
+	}
+	u.e.log.Debug(ctx, "new image written out", map[string]any{"container": u.spec.Name, "took": time.Since(start).String()})
+}
+
+// snapshotDir is a directory on the snapshotter's filesystem, from a
+// snapshot's mounts: an overlay's upper or first lower directory, or a bind
+// mount's source.
+func snapshotDir(mounts []mount.Mount) string {
+	for _, m := range mounts {
+		if m.Type == "bind" || m.Type == "rbind" {
+			return m.Source
+		}
+		for _, o := range m.Options {
+			if dir, ok := strings.CutPrefix(o, "upperdir="); ok {
+				return dir
+			}
+			if dirs, ok := strings.CutPrefix(o, "lowerdir="); ok {
+				return strings.Split(dirs, ":")[0]
+			}
+		}
+	}
+	return ""
 }
 
 // applyInPlace handles an update that does not need a new task: new cgroup

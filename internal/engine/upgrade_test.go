@@ -8,10 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/containerd/containerd/v2/core/mount"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
@@ -451,4 +455,68 @@ func TestCrossProcessLock(t *testing.T) {
 		t.Fatalf("concurrent update: err = %v, want it refused", otherErr)
 	}
 	assertNothingLeaked(t, e, env, "eng-lock", 1)
+}
+
+// msgLog is an engine.Logger that keeps the messages, in order.
+type msgLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *msgLog) Debug(_ context.Context, msg string, _ map[string]any) { l.add(msg) }
+func (l *msgLog) Info(_ context.Context, msg string, _ map[string]any)  { l.add(msg) }
+
+func (l *msgLog) add(msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, msg)
+}
+
+func (l *msgLog) index(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Index(l.msgs, msg)
+}
+
+// The new image is written out to disk before the old task is stopped, so
+// that writing back a big pull does not happen inside the outage.
+func TestUpgradeWritesTheImageOutBeforeTheStop(t *testing.T) {
+	env := testenv.Get(t)
+	log := &msgLog{}
+	e := engine.New(engine.Options{Address: env.Address, Namespace: env.Namespace, DataRoot: env.DataRoot,
+		Network: engine.NetworkOptions{Bridge: env.Bridge, Subnet: env.Subnet}, Logger: log})
+	t.Cleanup(func() { _ = e.Close() })
+	env.ImportImage(t, versionImage("writeout", "v1"))
+	env.ImportImage(t, versionImage("writeout", "v2"))
+	spec := engine.ContainerSpec{Name: "eng-writeout", Image: "pouchtest/writeout:v1", Running: true, NetworkMode: engine.NetworkHost}
+	create(t, e, spec)
+
+	spec.Image = "pouchtest/writeout:v2"
+	if _, err := e.Update(context.Background(), spec.Name, spec); err != nil {
+		t.Fatal(err)
+	}
+	written, stopped := log.index("new image written out"), log.index("upgrade: stopping task")
+	if written < 0 || stopped < 0 || written > stopped {
+		t.Fatalf("image written out at message %d, task stopped at %d, want the write-out first:\n%s",
+			written, stopped, strings.Join(log.msgs, "\n"))
+	}
+	if i := log.index("could not write the new image out"); i >= 0 {
+		t.Fatalf("write-out failed:\n%s", strings.Join(log.msgs, "\n"))
+	}
+}
+
+func TestSnapshotDir(t *testing.T) {
+	for _, tc := range []struct {
+		mounts []mount.Mount
+		want   string
+	}{
+		{[]mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{"index=off", "workdir=/s/2/work", "upperdir=/s/2/fs", "lowerdir=/s/1/fs"}}}, "/s/2/fs"},
+		{[]mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=/s/3/fs:/s/1/fs"}}}, "/s/3/fs"},
+		{[]mount.Mount{{Type: "bind", Source: "/s/1/fs", Options: []string{"ro", "rbind"}}}, "/s/1/fs"},
+		{nil, ""},
+	} {
+		if got := engine.SnapshotDir(tc.mounts); got != tc.want {
+			t.Errorf("SnapshotDir(%v) = %q, want %q", tc.mounts, got, tc.want)
+		}
+	}
 }

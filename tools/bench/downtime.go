@@ -193,6 +193,7 @@ func (b *bench) downtimeAtSize(ctx context.Context, size int64, res *downtimeRes
 					return err
 				}
 			}
+			settle()
 			down, call, phases, err := b.measure(ctx, st, spec, port, from, to)
 			if err != nil {
 				return fmt.Errorf("%s run %d: %w", st, run+1, err)
@@ -505,7 +506,8 @@ func (b *bench) inPlace(ctx context.Context, spec engine.ContainerSpec) ([]phase
 		{"pulling image", "lock, load (task serving)"},
 		{"upgrade: staging new image", "pull, unpack, journal (task serving)"},
 		{"snapshot prepared", "prepare snapshot"},
-		{"upgrade: stopping task", "build spec, compare (task still serving)"},
+		{"new image written out", "build spec, compare, write image out (task serving)"},
+		{"upgrade: stopping task", "build spec, compare (task serving)"},
 		{"stopping task", "journal, unsupervise, load task"},
 		{"upgrade: swapping container to the new configuration", "kill, wait, delete task"},
 		{"upgrade: starting task", "swap (containerd update)"},

@@ -199,6 +199,7 @@ func run(ctx context.Context, cfg config) (retErr error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	settle()
 	if cfg.parts["plan"] {
 		logf("== terraform plan of %d containers", cfg.planCount)
 		rep.Plan = b.benchPlan(ctx)
@@ -206,6 +207,7 @@ func run(ctx context.Context, cfg config) (retErr error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	settle()
 	if cfg.parts["parallel"] {
 		logf("== %d containers upgraded by one apply -parallelism=%d", cfg.upCount, cfg.upParallel)
 		rep.Parallel = b.benchParallel(ctx)

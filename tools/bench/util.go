@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"golang.org/x/sys/unix"
 )
 
 type contentInfo = content.Info
@@ -295,4 +296,15 @@ const userHZ = 100
 // busyCPUSince is the CPU time all processes used since s.
 func busyCPUSince(s cpuSample) time.Duration {
 	return time.Duration(sampleCPU().busy-s.busy) * time.Second / userHZ
+}
+
+// settle writes every dirty page on the machine out to disk (sync(2)), so
+// that the writeback of what one measurement wrote (a pull, an unpack, a
+// garbage collection of hundreds of MB) does not land in the next one.
+func settle() {
+	start := time.Now()
+	unix.Sync()
+	if d := time.Since(start); d > time.Second {
+		logf("wrote dirty pages out in %s", d.Round(time.Millisecond))
+	}
 }

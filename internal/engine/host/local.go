@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/continuity/fs"
+	"golang.org/x/sys/unix"
 )
 
 // Local does the engine's host work on the machine the provider runs on,
@@ -145,4 +146,18 @@ func (l *Local) HandlesSignal(pid uint32, sig syscall.Signal) bool {
 		return bits&(1<<(uint(sig)-1)) != 0
 	}
 	return true
+}
+
+// SyncFS writes out the dirty data of the filesystem that holds path
+// (syncfs(2)).
+func (l *Local) SyncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	return nil
 }
