@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/vishvananda/netlink"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
@@ -186,9 +187,10 @@ func (b *bench) close(ctx context.Context) error {
 	}
 	// Deleting the containers released their addresses and removed their
 	// network namespaces; the bridge itself stays until removed.
-	if out, lerr := exec.Command("ip", "link", "delete", benchBridge).CombinedOutput(); lerr != nil &&
-		!strings.Contains(string(out), "Cannot find device") {
-		err = errors.Join(err, fmt.Errorf("delete bridge %s: %v: %s", benchBridge, lerr, out))
+	if link, lerr := netlink.LinkByName(benchBridge); lerr == nil {
+		if derr := netlink.LinkDel(link); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete bridge %s: %w", benchBridge, derr))
+		}
 	}
 	if b.cfg.keepTmp {
 		logf("kept %s", b.tmp)

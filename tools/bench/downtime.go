@@ -504,10 +504,9 @@ func (b *bench) inPlace(ctx context.Context, spec engine.ContainerSpec) ([]phase
 	}
 	return logPhases(b.log.since(t0), t0, time.Now(), spec.Name, spec.Image, "return (inspect)", []logStep{
 		{"pulling image", "lock, load (task serving)"},
-		{"upgrade: staging new image", "pull, unpack, journal (task serving)"},
+		{"upgrade: staging new image", "resolve or pull image, journal (task serving)"},
 		{"snapshot prepared", "prepare snapshot"},
 		{"new image written out", "build spec, compare, write image out (task serving)"},
-		{"upgrade: stopping task", "build spec, compare (task serving)"},
 		{"stopping task", "journal, unsupervise, load task"},
 		{"upgrade: swapping container to the new configuration", "kill, wait, delete task"},
 		{"upgrade: starting task", "swap (containerd update)"},
