@@ -44,9 +44,6 @@ func TestPluginLogDefaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := PluginLogDefaults(func(k string) string { return tc.env[k] })
-			if len(got) == 0 && len(tc.want) == 0 {
-				return
-			}
 			if !maps.Equal(got, tc.want) {
 				t.Errorf("PluginLogDefaults(%v) = %v, want %v", tc.env, got, tc.want)
 			}
