@@ -615,16 +615,18 @@ func (b *bench) benchParallelRun(ctx context.Context, res *parallelResult) error
 			return fmt.Errorf("engine upgrades: %w", err)
 		}
 		res.EngineMany = append(res.EngineMany, d)
-		res.EngineManyBusy = append(res.EngineManyBusy, busySince(cpu))
-		res.EngineManyCPU = append(res.EngineManyCPU, busyCPUSince(cpu))
+		busy, used := cpuSince(cpu)
+		res.EngineManyBusy = append(res.EngineManyBusy, busy)
+		res.EngineManyCPU = append(res.EngineManyCPU, used)
 		cpu = sampleCPU()
 		d1, err := b.engineUpgrades(ctx, "bench-one", 1, refs[version], 1, res.EnginePhasesOne, &res.EnginePhaseOrder)
 		if err != nil {
 			return fmt.Errorf("engine upgrade: %w", err)
 		}
 		res.EngineOne = append(res.EngineOne, d1)
-		res.EngineOneBusy = append(res.EngineOneBusy, busySince(cpu))
-		res.EngineOneCPU = append(res.EngineOneCPU, busyCPUSince(cpu))
+		busy, used = cpuSince(cpu)
+		res.EngineOneBusy = append(res.EngineOneBusy, busy)
+		res.EngineOneCPU = append(res.EngineOneCPU, used)
 		logf("engine.Update run %d (-> %s): %d containers %s s, 1 container %s s", run+1, version, b.cfg.upCount, secs(d), secs(d1))
 	}
 	// Nothing leaked: one active snapshot per container, the container's

@@ -272,13 +272,15 @@ func sampleCPU() cpuSample {
 	return c
 }
 
-// busySince is the fraction of all CPUs busy since s (any process).
-func busySince(s cpuSample) float64 {
+// cpuSince is what all processes used of the machine's CPUs since s: the
+// busy fraction, and the CPU time.
+func cpuSince(s cpuSample) (float64, time.Duration) {
 	now := sampleCPU()
+	used := time.Duration(now.busy-s.busy) * time.Second / userHZ
 	if now.total == s.total {
-		return 0
+		return 0, used
 	}
-	return float64(now.busy-s.busy) / float64(now.total-s.total)
+	return float64(now.busy-s.busy) / float64(now.total-s.total), used
 }
 
 func firstLine(file string) string {
@@ -292,11 +294,6 @@ func firstLine(file string) string {
 
 // userHZ is the unit of /proc/stat's times on Linux: 1/100 s.
 const userHZ = 100
-
-// busyCPUSince is the CPU time all processes used since s.
-func busyCPUSince(s cpuSample) time.Duration {
-	return time.Duration(sampleCPU().busy-s.busy) * time.Second / userHZ
-}
 
 // settle writes every dirty page on the machine out to disk (sync(2)), so
 // that the writeback of what one measurement wrote (a pull, an unpack, a
