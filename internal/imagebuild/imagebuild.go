@@ -78,6 +78,40 @@ type Image struct {
 	PadSeed string
 	// NoBusybox omits the busybox base layer.
 	NoBusybox bool
+	// Entries are raw filesystem entries, written in a layer of their own
+	// after Files, in this order: what an untrusted image may hold
+	// (symlinks to anywhere, hardlinks, device nodes, setuid files, any
+	// owner), for the tests of how pouch handles it.
+	Entries []Entry
+}
+
+// EntryType is the kind of an Entry.
+type EntryType byte
+
+// The kinds of entries.
+const (
+	Dir         = EntryType(tar.TypeDir)
+	File        = EntryType(tar.TypeReg)
+	Symlink     = EntryType(tar.TypeSymlink)
+	Hardlink    = EntryType(tar.TypeLink)
+	CharDevice  = EntryType(tar.TypeChar)
+	BlockDevice = EntryType(tar.TypeBlock)
+	FIFO        = EntryType(tar.TypeFifo)
+)
+
+// Entry is one raw filesystem entry of an image.
+type Entry struct {
+	Path     string // absolute path in the image
+	Type     EntryType
+	Mode     int64 // permissions with the setuid, setgid and sticky bits, e.g. 0o4755
+	UID, GID int
+	// Target is a symlink's target (any string) or the absolute path of
+	// the entry a hardlink links to (written earlier).
+	Target string
+	// Data is a file's content.
+	Data string
+	// Major and Minor are a device node's numbers.
+	Major, Minor int64
 }
 
 // epoch is the fixed modification time of every tar entry.
@@ -96,6 +130,10 @@ type entry struct {
 	// gen, when set, writes size bytes of generated content.
 	gen  func(w io.Writer) error
 	size int64
+	// seq orders an Image's Entries after everything else, as given (a
+	// hardlink must follow its target); other entries are in name order.
+	seq          int
+	major, minor int64
 }
 
 // layer is a set of entries keyed by path.
@@ -137,7 +175,13 @@ func (l layer) writeTar(w io.Writer) error {
 	for n := range l {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	sort.Slice(names, func(i, j int) bool {
+		a, b := l[names[i]], l[names[j]]
+		if a.seq != b.seq {
+			return a.seq < b.seq
+		}
+		return a.name < b.name
+	})
 	tw := tar.NewWriter(w)
 	for _, n := range names {
 		e := l[n]
@@ -150,6 +194,8 @@ func (l layer) writeTar(w io.Writer) error {
 			Gid:      e.gid,
 			ModTime:  epoch,
 			Format:   tar.FormatPAX,
+			Devmajor: e.major,
+			Devminor: e.minor,
 		}
 		if e.typ == tar.TypeDir {
 			hdr.Name += "/"
@@ -363,6 +409,36 @@ func filesLayer(img Image) (layer, error) {
 	return l, nil
 }
 
+// entriesLayer is the layer of an image's raw Entries.
+func entriesLayer(img Image) (layer, error) {
+	l := layer{}
+	for i, en := range img.Entries {
+		if !path.IsAbs(en.Path) || path.Clean(en.Path) == "/" {
+			return nil, fmt.Errorf("entry path %q is not an absolute path below /", en.Path)
+		}
+		p := strings.Trim(path.Clean(en.Path), "/")
+		l.parents(p)
+		e := &entry{name: p, typ: byte(en.Type), mode: en.Mode, uid: en.UID, gid: en.GID, seq: i + 1,
+			major: en.Major, minor: en.Minor}
+		switch en.Type {
+		case File:
+			e.data, e.size = []byte(en.Data), int64(len(en.Data))
+		case Symlink:
+			e.linkname = en.Target
+		case Hardlink:
+			if !path.IsAbs(en.Target) {
+				return nil, fmt.Errorf("hardlink %s: target %q is not absolute", en.Path, en.Target)
+			}
+			e.linkname = strings.Trim(path.Clean(en.Target), "/")
+		case Dir, CharDevice, BlockDevice, FIFO:
+		default:
+			return nil, fmt.Errorf("entry %s: unknown type %q", en.Path, en.Type)
+		}
+		l[p] = e
+	}
+	return l, nil
+}
+
 func padLayer(n int64, padSeed string) layer {
 	gen := func(w io.Writer) error {
 		var seed [32]byte
@@ -414,8 +490,15 @@ func build(img Image) (manifest *blob, blobs []*blob, index []byte, err error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if len(files) > 0 || (len(layers) == 0 && img.PadBytes <= 0) {
+	if len(files) > 0 || (len(layers) == 0 && img.PadBytes <= 0 && len(img.Entries) == 0) {
 		layers = append(layers, files)
+	}
+	if len(img.Entries) > 0 {
+		entries, err := entriesLayer(img)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		layers = append(layers, entries)
 	}
 	if img.PadBytes > 0 {
 		layers = append(layers, padLayer(img.PadBytes, img.PadSeed))
