@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
+	"github.com/pouch/terraform-provider-pouch/internal/containerlog"
 	"github.com/pouch/terraform-provider-pouch/internal/provider"
 )
 
@@ -17,6 +18,10 @@ import (
 var version = "dev"
 
 func main() {
+	// A containerd shim starts this binary as the log driver of the
+	// containers' tasks (see internal/containerlog): serve the log and exit.
+	containerlog.ServeIfLogger()
+
 	var debug bool
 	flag.BoolVar(&debug, "debug", false, "run the provider with support for debuggers like delve")
 	flag.Parse()

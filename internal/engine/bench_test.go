@@ -12,9 +12,7 @@ import (
 // with `go test ./internal/engine -run '^$' -bench Inspect`.
 func BenchmarkInspect(b *testing.B) {
 	env := testenv.Get(b)
-	e := engine.New(engine.Options{Address: env.Address, Namespace: env.Namespace, DataRoot: env.DataRoot,
-		Network: engine.NetworkOptions{Bridge: env.Bridge, Subnet: env.Subnet}})
-	defer e.Close()
+	e := mustNew(b, envOptions(env))
 	env.ImportImage(b, versionImage("bench", "v1"))
 	ctx := context.Background()
 	spec := engine.ContainerSpec{Name: "eng-bench-inspect", Image: "pouchtest/bench:v1", Running: true, NetworkMode: engine.NetworkNone}

@@ -25,15 +25,19 @@ const (
 
 // Classify tells what updating a container from old to next will do, as
 // far as the specs tell: the same tag may point at a new digest, which only
-// Update finds out.
+// Update finds out. It is the decision Update makes (image references are
+// compared as Update resolves them: "busybox" is
+// "docker.io/library/busybox:latest"), so that the plan says what the
+// apply does.
 func Classify(old, next ContainerSpec) Change {
-	if old.Image != next.Image {
+	if !SameImage(old.Image, next.Image) {
 		return ChangeImage
 	}
 	process := func(s ContainerSpec) ContainerSpec {
 		return ContainerSpec{
 			Entrypoint: s.Entrypoint, Command: s.Command, Env: s.Env, WorkingDir: s.WorkingDir, User: s.User,
 			Hostname: s.Hostname, NetworkMode: networkMode(s), Ports: s.Ports, Mounts: s.Mounts, Security: s.Security,
+			SecretEnvVersion: s.SecretEnvVersion, Log: s.Log.withDefaults(),
 		}
 	}
 	if !equalSpecs(process(old), process(next)) {
@@ -46,13 +50,25 @@ func Classify(old, next ContainerSpec) Change {
 		return ChangeStartStop
 	}
 	settings := func(s ContainerSpec) ContainerSpec {
-		return ContainerSpec{Labels: s.Labels, KeepImageVolumes: s.KeepImageVolumes, Restart: s.Restart,
+		return ContainerSpec{Image: s.Image, Labels: s.Labels, KeepImageVolumes: s.KeepImageVolumes, Restart: s.Restart,
 			StopSignal: s.StopSignal, StopTimeout: s.StopTimeout, Healthcheck: s.Healthcheck, Upgrade: s.Upgrade}
 	}
 	if !equalSpecs(settings(old), settings(next)) {
 		return ChangeSettings
 	}
 	return ChangeNone
+}
+
+// SameImage reports whether two image references name the same image, as
+// containerd names it; a reference that does not parse is only the same as
+// itself.
+func SameImage(a, b string) bool {
+	if a == b {
+		return true
+	}
+	na, errA := NormalizeImage(a)
+	nb, errB := NormalizeImage(b)
+	return errA == nil && errB == nil && na == nb
 }
 
 // equalSpecs compares specs, taking empty and nil collections as equal.

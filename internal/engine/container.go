@@ -6,31 +6,53 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/image-spec/identity"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine/filelock"
 )
 
 // Create pulls the image if needed, creates the container with its network
 // namespace, network address and image volumes and, when spec.Running,
-// starts its task. Nothing is left behind when it fails.
+// starts its task and watches it for the start window
+// (spec.Upgrade.VerifySeconds). The container's lock is held throughout, so
+// that of two processes creating the same name one fails before it has made
+// anything; and a failed create removes what it made, and only that.
 func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retErr error) {
 	if err := validateSpec(spec); err != nil {
 		return State{}, err
 	}
-	defer e.locks.lock(spec.Name)()
 	client, ctx, err := e.connect(ctx)
 	if err != nil {
 		return State{}, err
 	}
-	e.log.Info(ctx, "creating container", map[string]any{"container": spec.Name, "image": spec.Image})
-	if _, err := client.LoadContainer(ctx, spec.Name); err == nil {
-		return State{}, fmt.Errorf("container %q already exists in namespace %q: import it or choose another name", spec.Name, e.opts.Namespace)
+	lock, err := e.lockContainer(ctx, spec.Name, "create")
+	if err != nil {
+		return State{}, err
 	}
+	if _, err := client.LoadContainer(ctx, spec.Name); err == nil {
+		lock.release()
+		return State{}, fmt.Errorf("container %q already exists in namespace %q: import it (terraform import) or choose another name",
+			spec.Name, e.opts.Namespace)
+	}
+	defer func() {
+		if retErr != nil {
+			lock.releaseDeleted() // nothing is left of the container, its lock file included
+		} else {
+			lock.release()
+		}
+	}()
+	e.log.Info(ctx, "creating container", map[string]any{"container": spec.Name, "image": spec.Image})
 	cleanup := context.WithoutCancel(ctx)
+	if err := e.clearDebris(ctx, spec.Name); err != nil {
+		return State{}, err
+	}
 
 	// The lease keeps the new snapshot from garbage collection until the
 	// container record refers to it.
@@ -42,6 +64,9 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 
 	img, err := e.resolveImage(ctx, client, spec.Image)
 	if err != nil {
+		return State{}, err
+	}
+	if err := checkImageVolumes(img); err != nil {
 		return State{}, err
 	}
 	proc, err := MergeProcess(spec, img.config)
@@ -57,17 +82,25 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 			e.removeSnapshot(cleanup, client, key)
 		}
 	}()
-	imageVolumes, _ := e.planImageVolumes(spec, img, nil)
-	if err := e.createImageVolumes(ctx, client, spec.Name, key, imageVolumes); err != nil {
+	volumes, err := e.planImageVolumes(spec, img, nil)
+	if err != nil {
 		return State{}, err
 	}
+	created, err := e.createImageVolumes(ctx, client, spec.Name, key, volumes)
 	defer func() {
 		if retErr != nil {
-			_ = e.host.RemoveAll(e.anonymousVolumesDir(spec.Name))
+			e.removeImageVolumes(cleanup, spec.Name, created)
+			_ = e.host.RemoveEmptyDir(e.anonymousVolumesDir(spec.Name))
 		}
 	}()
-	mounts, err := e.runtimeMounts(spec, imageVolumes)
 	if err != nil {
+		return State{}, err
+	}
+	mounts, err := e.runtimeMounts(spec, volumes.all)
+	if err != nil {
+		return State{}, err
+	}
+	if err := e.checkPortsFree(ctx, client, spec); err != nil {
 		return State{}, err
 	}
 	network, err := e.planNetwork(spec, networkState{})
@@ -89,7 +122,16 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 	if err != nil {
 		return State{}, err
 	}
-	rec := record{Spec: spec, ImageDigest: img.digest(), Network: network, ImageVolumes: imageVolumes}
+	if err := e.host.MkdirNew(e.containerDir(spec.Name), 0o700); err != nil {
+		return State{}, fmt.Errorf("create the container's log directory: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = e.host.RemoveAll(e.containerDir(spec.Name))
+		}
+	}()
+	rec := record{Spec: spec, ImageDigest: img.digest(), Network: network, ImageVolumes: volumes.all,
+		SecretEnvKeys: sortedKeys(spec.SecretEnv)}
 	c, err := client.NewContainer(ctx, spec.Name,
 		containerd.WithSnapshotter(e.opts.Snapshotter),
 		containerd.WithSnapshot(key),
@@ -106,6 +148,9 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 	}
 	defer func() {
 		if retErr != nil {
+			if err := e.killTask(cleanup, c); err != nil {
+				retErr = errors.Join(retErr, fmt.Errorf("clean up task: %w", err))
+			}
 			if err := c.Delete(cleanup); err != nil && !errdefs.IsNotFound(err) {
 				retErr = errors.Join(retErr, fmt.Errorf("clean up container: %w", err))
 			}
@@ -115,14 +160,47 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 		if err := e.startTask(ctx, c, spec); err != nil {
 			return State{}, err
 		}
+		if err := e.watchStart(ctx, c, spec, time.Now()); err != nil {
+			return State{}, err
+		}
 	}
-	return e.inspect(ctx, c)
+	return e.inspectChanged(ctx, c, spec)
+}
+
+// clearDebris removes what an interrupted create or delete of container id
+// left behind on the host: its network namespace (with its CNI address)
+// and its log directory. The caller holds the container's lock and has
+// seen that the container does not exist, so nothing of this is in use.
+// Image volumes are not debris: a container destroyed with
+// keep_image_volumes leaves them for the next one of its name.
+func (e *Engine) clearDebris(ctx context.Context, id string) error {
+	ns, err := e.host.FindNetNS(id)
+	if err != nil {
+		return fmt.Errorf("look for a leftover network namespace of %s: %w", id, err)
+	}
+	if ns != "" {
+		e.log.Info(ctx, "removing the network namespace an interrupted create or delete left", map[string]any{"container": id})
+		if err := e.host.Detach(ctx, e.cniID(id), ns, nil); err != nil {
+			// A namespace that never joined the bridge (network_mode none,
+			// or no CNI plugins) has nothing to release.
+			e.log.Info(ctx, "could not detach the leftover network namespace", map[string]any{"container": id, "error": err.Error()})
+		}
+		if err := e.removeNetNS(ns); err != nil {
+			return err
+		}
+	}
+	if err := e.host.RemoveAll(e.containerDir(id)); err != nil {
+		return fmt.Errorf("remove the files an interrupted create or delete of %s left: %w", id, err)
+	}
+	return nil
 }
 
 // Inspect reads a container back, first finishing or undoing an update
 // that a crash interrupted. errors.Is(err, ErrNotFound) when it is gone.
 // It is what every refresh calls: two requests to containerd (the
 // container record and its task) unless there is an update to recover.
+// An update that another live pouch process is running is left to it: the
+// container is read as it is.
 func (e *Engine) Inspect(ctx context.Context, id string) (State, error) {
 	defer e.locks.lock(id)()
 	client, ctx, err := e.connect(ctx)
@@ -143,23 +221,42 @@ func (e *Engine) Inspect(ctx context.Context, id string) (State, error) {
 		return State{}, err
 	}
 	if j.Phase != "" {
-		unlock, err := e.lockContainer(ctx, client, id)
-		if err != nil {
+		if info, err = e.recoverIfIdle(ctx, client, c); err != nil {
 			return State{}, err
-		}
-		defer unlock()
-		if err := e.recover(ctx, client, c); err != nil {
-			return State{}, fmt.Errorf("recover container %s: %w", id, err)
-		}
-		if info, err = c.Info(ctx); err != nil {
-			return State{}, fmt.Errorf("read container %s: %w", id, err)
 		}
 	}
 	return e.stateOf(ctx, client, c, info)
 }
 
-// inspect reads back a container the engine has just changed.
-func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, error) {
+// recoverIfIdle recovers container c's interrupted update, unless another
+// process holds the container's lock (its update is not interrupted but
+// running). It returns the container's record as it is then. The caller
+// holds the in-process lock.
+func (e *Engine) recoverIfIdle(ctx context.Context, client *containerd.Client, c containerd.Container) (containers.Container, error) {
+	f, err := filelock.Acquire(ctx, e.lockPath(c.ID()), "recover "+c.ID(), 0)
+	switch {
+	case errors.Is(err, filelock.ErrHeld):
+		e.log.Info(ctx, "another pouch process is changing the container; reading it as it is", map[string]any{"container": c.ID()})
+	case err != nil:
+		return containers.Container{}, fmt.Errorf("lock container %s: %w", c.ID(), err)
+	default:
+		defer f.Release()
+		if err := e.recover(ctx, client, c); err != nil {
+			return containers.Container{}, fmt.Errorf("recover container %s: %w", c.ID(), err)
+		}
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return containers.Container{}, fmt.Errorf("read container %s: %w", c.ID(), err)
+	}
+	return info, nil
+}
+
+// inspectChanged reads back a container the engine has just created or
+// updated to spec, and verified. It reports the task as the spec wants it
+// (Spec.Running), so that what a successful change returns never
+// contradicts what was asked for; Status says what the task is now.
+func (e *Engine) inspectChanged(ctx context.Context, c containerd.Container, spec ContainerSpec) (State, error) {
 	info, err := c.Info(ctx)
 	if errdefs.IsNotFound(err) {
 		return State{}, fmt.Errorf("%w: %s", ErrNotFound, c.ID())
@@ -171,7 +268,12 @@ func (e *Engine) inspect(ctx context.Context, c containerd.Container) (State, er
 	if err != nil {
 		return State{}, err
 	}
-	return e.stateOf(ctx, client, c, info)
+	st, err := e.stateOf(ctx, client, c, info)
+	if err != nil {
+		return State{}, err
+	}
+	st.Spec.Running = spec.Running
+	return st, nil
 }
 
 // stateOf builds a container's State from its record and its task.
@@ -192,38 +294,68 @@ func (e *Engine) stateOf(ctx context.Context, client *containerd.Client, c conta
 			st.ImageDigest = img.Target().Digest.String()
 		}
 	}
-	if st.Status, err = taskStatus(ctx, client, info.ID); err != nil {
+	var exitCode uint32
+	if st.Status, exitCode, err = taskState(ctx, client, info.ID); err != nil {
 		return State{}, err
 	}
-	st.Spec.Running = st.Status == StatusRunning
+	// A one-shot container (no start window) that ran to completion has
+	// done what it was asked: that is not drift.
+	done := st.Status == StatusStopped && exitCode == 0 && rec.Spec.Upgrade.VerifySeconds == 0
+	st.Spec.Running = st.Status == StatusRunning || done
 	if info.Spec != nil {
 		if p, err := specProcess(info.Spec.GetValue()); err == nil && p != nil {
-			st.Process = Process{Args: p.Args, Env: p.Env, WorkingDir: p.Cwd}
+			st.Process = Process{Args: p.Args, Env: redactEnv(p.Env, rec.SecretEnvKeys), WorkingDir: p.Cwd}
 		}
 	}
 	return st, nil
 }
 
-// Delete stops and removes the container's task, the container, its
-// snapshot and kept revisions, its network namespace and address, its log
-// and (unless it asked to keep them) its image volumes. Named volumes and
-// bind sources are left alone. A container that is already gone is not an
-// error.
+// redactEnv hides the values of the secret variables of an environment.
+func redactEnv(env, secret []string) []string {
+	if len(secret) == 0 {
+		return env
+	}
+	out := make([]string, len(env))
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(secret, k) {
+			kv = k + "=(secret)"
+		}
+		out[i] = kv
+	}
+	return out
+}
+
+// Delete stops and removes the container's task, its network namespace and
+// address, its log and (unless it asked to keep them) its image volumes,
+// then the container, its snapshot and kept revisions. Named volumes and
+// bind sources are left alone. The host's files go first, so that a delete
+// that fails half-way leaves the container to be deleted again rather than
+// files that a new container of the same name would take for its own. A
+// container that is already gone is not an error.
 func (e *Engine) Delete(ctx context.Context, id string) error {
-	client, ctx, c, release, err := e.acquire(ctx, id)
+	client, ctx, c, lock, err := e.acquire(ctx, id, "delete")
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer release()
+	deleted := false
+	defer func() {
+		if deleted {
+			lock.releaseDeleted()
+		} else {
+			lock.release()
+		}
+	}()
 	info, err := c.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("read container %s: %w", id, err)
 	}
+	// A container pouch cannot manage can still be deleted.
 	rec, err := e.recordOf(ctx, c, info)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrUnrepresentable) {
 		return err
 	}
 	e.log.Info(ctx, "deleting container", map[string]any{"container": id})
@@ -236,50 +368,51 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	if err := e.releaseNetwork(ctx, id, rec.Network); err != nil {
 		return fmt.Errorf("container %s: %w", id, err)
 	}
+	if !rec.Spec.KeepImageVolumes {
+		if err := e.deleteImageVolumes(id, rec.ImageVolumes); err != nil {
+			return fmt.Errorf("remove image volumes of container %s: %w", id, err)
+		}
+	}
+	if err := e.host.RemoveAll(e.containerDir(id)); err != nil {
+		return fmt.Errorf("remove the log of container %s: %w", id, err)
+	}
 	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}
 	for _, r := range rec.Revisions {
 		e.removeSnapshot(ctx, client, r.Snapshot)
 	}
-	if !rec.Spec.KeepImageVolumes {
-		if err := e.host.RemoveAll(e.anonymousVolumesDir(id)); err != nil {
-			return fmt.Errorf("remove image volumes of container %s: %w", id, err)
-		}
-	}
-	if err := e.host.RemoveAll(filepath.Dir(e.logPath(id))); err != nil {
-		return fmt.Errorf("remove files of container %s: %w", id, err)
-	}
+	deleted = true
 	return nil
 }
 
-// acquire loads container id for a change: it takes the container's locks,
-// in this process and across processes, and first finishes or undoes an
-// update that a crash interrupted. release gives the locks back.
-func (e *Engine) acquire(ctx context.Context, id string) (_ *containerd.Client, _ context.Context, _ containerd.Container, release func(), err error) {
-	unlockLocal := e.locks.lock(id)
-	defer func() {
-		if err != nil {
-			unlockLocal()
-		}
-	}()
+// acquire loads container id for a change (operation names it in the
+// lock): it takes the container's lock, in this process and across
+// processes, and first finishes or undoes an update that a crash
+// interrupted.
+func (e *Engine) acquire(ctx context.Context, id, operation string) (*containerd.Client, context.Context, containerd.Container, containerLock, error) {
 	client, ctx, err := e.connect(ctx)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, containerLock{}, err
+	}
+	lock, err := e.lockContainer(ctx, id, operation)
+	if err != nil {
+		return nil, nil, nil, containerLock{}, err
 	}
 	c, err := loadContainer(ctx, client, id)
-	if err != nil {
-		return nil, nil, nil, nil, err
+	if errors.Is(err, ErrNotFound) {
+		lock.releaseDeleted()
+		return nil, nil, nil, containerLock{}, err
 	}
-	unlock, err := e.lockContainer(ctx, client, id)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		lock.release()
+		return nil, nil, nil, containerLock{}, err
 	}
 	if err := e.recover(ctx, client, c); err != nil {
-		unlock()
-		return nil, nil, nil, nil, fmt.Errorf("recover container %s: %w", id, err)
+		lock.release()
+		return nil, nil, nil, containerLock{}, fmt.Errorf("recover container %s: %w", id, err)
 	}
-	return client, ctx, c, func() { unlock(); unlockLocal() }, nil
+	return client, ctx, c, lock, nil
 }
 
 func loadContainer(ctx context.Context, client *containerd.Client, id string) (containerd.Container, error) {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -57,9 +56,18 @@ type Options struct {
 	DataRoot    string // directory for the engine's own files (logs, volumes, network state)
 	Network     NetworkOptions
 	Logger      Logger // progress messages; nil discards them
+	// LockWait is how long a change waits for another pouch process's
+	// change of the same container before it fails (see lockContainer);
+	// zero means DefaultLockWait.
+	LockWait time.Duration
 	// Host does the work on the containerd host besides the containerd
 	// API; nil means this machine (host.Local).
 	Host Host
+	// LogDriver is the executable that writes the containers' logs (the
+	// provider's own binary: see internal/containerlog); empty means this
+	// process's. It is copied under the data root once per version, and
+	// the containers use that copy.
+	LogDriver string
 }
 
 // NetworkOptions configure the bridge network that containers in bridge
@@ -94,18 +102,18 @@ type Engine struct {
 	// an error it returns fails that phase.
 	faultHook func(Phase) error
 
-	mu     sync.Mutex
-	client *containerd.Client
-	locks  keyedMutex
+	mu       sync.Mutex
+	client   *containerd.Client
+	prepared bool   // the data root's directories exist, private
+	driver   string // the installed log driver, once known
+	locks    keyedMutex
 }
 
-// nameRegexp is what container and volume names must match.
-var nameRegexp = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
-
-// New returns an Engine for opts. It does no I/O: the connection to
-// containerd is made on first use, so that a provider can be configured
+// New returns an Engine for opts, or an error naming the option that
+// cannot work. It does no I/O: the connection to containerd is made, and the
+// data root prepared, on first use, so that a provider can be configured
 // before its daemon exists.
-func New(opts Options) *Engine {
+func New(opts Options) (*Engine, error) {
 	if opts.Address == "" {
 		opts.Address = DefaultAddress
 	}
@@ -122,24 +130,36 @@ func New(opts Options) *Engine {
 	if opts.DataRoot == "" {
 		opts.DataRoot = DefaultDataRoot
 	}
+	if opts.LockWait <= 0 {
+		opts.LockWait = DefaultLockWait
+	}
+	if err := CheckDataRoot(opts.DataRoot); err != nil {
+		return nil, fmt.Errorf("data_root %w", err)
+	}
+	opts.DataRoot = filepath.Clean(opts.DataRoot)
+	if err := CheckNamespace(opts.Namespace); err != nil {
+		return nil, fmt.Errorf("namespace %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = discardLogger{}
 	}
-	h := opts.Host
-	if h == nil {
-		h = &host.Local{
-			NetNSDir: filepath.Join(opts.DataRoot, "netns", opts.Namespace),
+	e := &Engine{opts: opts, log: log, faultHook: defaultFaultHook}
+	e.host = opts.Host
+	if e.host == nil {
+		e.host = &host.Local{
+			NetNSDir:  e.netnsDir(),
+			LogDriver: opts.LogDriver,
 			Network: host.NetworkConfig{
 				Name:     networkName(opts.Network.Bridge),
 				Bridge:   opts.Network.Bridge,
 				Subnet:   opts.Network.Subnet,
 				ConfFile: opts.Network.ConfFile,
-				StateDir: filepath.Join(opts.DataRoot, "network"),
+				StateDir: filepath.Join(opts.DataRoot, networkStateDir),
 			},
 		}
 	}
-	return &Engine{opts: opts, log: log, host: h, faultHook: defaultFaultHook}
+	return e, nil
 }
 
 // Options returns the options in effect, defaults filled in.
@@ -187,6 +207,13 @@ func (e *Engine) connect(ctx context.Context) (*containerd.Client, context.Conte
 	if _, err := client.Version(pingCtx); err != nil {
 		client.Close()
 		return nil, ctx, e.unreachable(err)
+	}
+	if !e.prepared {
+		if err := e.host.PrepareDataRoot(e.opts.DataRoot, dataRootDirs); err != nil {
+			client.Close()
+			return nil, ctx, fmt.Errorf("data_root %s: %w", e.opts.DataRoot, err)
+		}
+		e.prepared = true
 	}
 	e.client = client
 	return client, ctx, nil

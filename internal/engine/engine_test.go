@@ -23,14 +23,28 @@ func TestMain(m *testing.M) {
 func newEngine(t *testing.T) (*engine.Engine, *testenv.Env) {
 	t.Helper()
 	env := testenv.Get(t)
-	e := engine.New(engine.Options{
+	return mustNew(t, envOptions(env)), env
+}
+
+// envOptions are the options of an engine on env's daemon.
+func envOptions(env *testenv.Env) engine.Options {
+	return engine.Options{
 		Address:   env.Address,
 		Namespace: env.Namespace,
 		DataRoot:  env.DataRoot,
 		Network:   engine.NetworkOptions{Bridge: env.Bridge, Subnet: env.Subnet},
-	})
+	}
+}
+
+// mustNew returns an engine for opts, closed when the test ends.
+func mustNew(t testing.TB, opts engine.Options) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = e.Close() })
-	return e, env
+	return e
 }
 
 // versionImage is a long-running image whose /version file holds version.
@@ -363,31 +377,53 @@ func TestLabelChangeKeepsTask(t *testing.T) {
 
 // An image whose process exits at once still upgrades: the upgrade does not
 // verify that the process keeps running.
-func TestUpgradeToImageWhoseProcessExits(t *testing.T) {
+// With no start window (upgrade.verify_seconds = 0, a one-shot container),
+// an upgrade to an image whose process exits is what was asked for, as in
+// Pouch: the new process runs and exits, and an exit with code 0 is done,
+// not drift. A non-zero exit is drift.
+func TestOneShotContainerThatExits(t *testing.T) {
 	e, env := newEngine(t)
 	env.ImportImage(t, versionImage("exits", "v1"))
 	env.ImportImage(t, imagebuild.Image{Name: "docker.io/pouchtest/exits:v2", Cmd: []string{"true"}})
+	env.ImportImage(t, imagebuild.Image{Name: "docker.io/pouchtest/exits:v3", Cmd: []string{"false"}})
 	spec := engine.ContainerSpec{Name: "eng-exits", Image: "pouchtest/exits:v1", Running: true}
 	create(t, e, spec)
 
 	spec.Image = "pouchtest/exits:v2"
-	if _, err := e.Update(context.Background(), "eng-exits", spec); err != nil {
+	st, err := e.Update(context.Background(), "eng-exits", spec)
+	if err != nil {
 		t.Fatalf("upgrade: %v", err)
+	}
+	if !st.Spec.Running {
+		t.Fatalf("state after the upgrade = %+v, want running as asked", st)
 	}
 	testenv.Eventually(t, 10*time.Second, "the v2 process exits", func() bool {
 		return env.TaskStatus(t, "eng-exits") == "stopped"
 	})
-	st, err := e.Inspect(context.Background(), "eng-exits")
-	if err != nil {
+	if st, err = e.Inspect(context.Background(), "eng-exits"); err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != engine.StatusStopped || !st.Spec.Running {
+		t.Fatalf("state = %+v, want stopped and done (running as asked)", st)
+	}
+
+	spec.Image = "pouchtest/exits:v3"
+	if _, err := e.Update(context.Background(), "eng-exits", spec); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the v3 process exits", func() bool {
+		return env.TaskStatus(t, "eng-exits") == "stopped"
+	})
+	if st, err = e.Inspect(context.Background(), "eng-exits"); err != nil {
 		t.Fatal(err)
 	}
 	if st.Status != engine.StatusStopped || st.Spec.Running {
-		t.Fatalf("state = %+v, want stopped", st)
+		t.Fatalf("state = %+v, want a failed run to read as not running (drift)", st)
 	}
 }
 
 func TestUnreachableDaemonFailsFast(t *testing.T) {
-	e := engine.New(engine.Options{Address: "/tmp/pouch-no-such.sock"})
+	e := mustNew(t, engine.Options{Address: "/tmp/pouch-no-such.sock", DataRoot: t.TempDir()})
 	start := time.Now()
 	err := e.Ping(context.Background())
 	if !errors.Is(err, engine.ErrUnreachable) || !strings.Contains(err.Error(), "/tmp/pouch-no-such.sock") {

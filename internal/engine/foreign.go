@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -37,8 +38,20 @@ func (e *Engine) recordOf(ctx context.Context, c containerd.Container, info cont
 			imgCfg = imageConfigOf(cfg.Config)
 		}
 	}
-	rec.Spec = deriveSpec(info, &s, imgCfg)
+	var lost []string
+	rec.Spec, lost = deriveSpec(info, &s, imgCfg)
+	sec, lostSec, err := deriveSecurity(ctx, info.ID, &s)
+	if err != nil {
+		return record{}, err
+	}
+	rec.Spec.Security = sec
 	rec.Network = networkState{Mode: rec.Spec.NetworkMode}
+	if lost = append(lost, lostSec...); len(lost) > 0 {
+		// The record is returned too: Delete needs no more than this.
+		return rec, fmt.Errorf("%w: container %s was not made by pouch, and pouch cannot represent these of its "+
+			"settings: %s. Managing it would change them at its next restart; recreate it with pouch instead, "+
+			"with the settings pouch has for what it needs", ErrUnrepresentable, info.ID, strings.Join(lost, "; "))
+	}
 	return rec, nil
 }
 
@@ -50,14 +63,18 @@ var defaultMounts = []string{"/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mque
 // deriveSpec reconstructs what a user asked for from a container that pouch
 // did not create: whatever differs from its image's defaults is taken as
 // set by the user (the provenance is unknown, so this is the only guess
-// that reproduces the same process).
-func deriveSpec(info containers.Container, s *oci.Spec, img ImageConfig) ContainerSpec {
-	spec := ContainerSpec{
+// that reproduces the same process). lost lists what pouch cannot
+// represent.
+func deriveSpec(info containers.Container, s *oci.Spec, img ImageConfig) (spec ContainerSpec, lost []string) {
+	spec = ContainerSpec{
 		Name:        info.ID,
 		Image:       info.Image,
 		StopTimeout: DefaultStopTimeout,
 		NetworkMode: NetworkHost,
 		Labels:      map[string]string{},
+		// How pouch upgrades it is pouch's own policy, not the
+		// container's: the defaults.
+		Upgrade: UpgradePolicy{VerifySeconds: DefaultVerifySeconds},
 	}
 	for k, v := range info.Labels {
 		if !strings.HasPrefix(k, "containerd.io/") && !strings.HasPrefix(k, "io.containerd.") {
@@ -91,8 +108,14 @@ func deriveSpec(info containers.Container, s *oci.Spec, img ImageConfig) Contain
 		if p.Cwd != firstNonEmpty(img.WorkingDir, "/") {
 			spec.WorkingDir = p.Cwd
 		}
-		if img.User == "" && (p.User.UID != 0 || p.User.GID != 0) {
-			spec.User = fmt.Sprintf("%d:%d", p.User.UID, p.User.GID)
+		// The user, unless it is surely the image's: root for an image
+		// without USER, or the image's numeric USER. A named USER would
+		// need the image's /etc/passwd to tell: the numeric form
+		// reproduces the same process either way.
+		uidgid := fmt.Sprintf("%d:%d", p.User.UID, p.User.GID)
+		imageRoot := img.User == "" && uidgid == "0:0"
+		if !imageRoot && img.User != uidgid && img.User != fmt.Sprint(p.User.UID) {
+			spec.User = uidgid
 		}
 	}
 	if s.Hostname != "" && s.Hostname != info.ID {
@@ -120,15 +143,67 @@ func deriveSpec(info containers.Container, s *oci.Spec, img ImageConfig) Contain
 		if slices.Contains(defaultMounts, path.Clean(m.Destination)) {
 			continue
 		}
-		ro := slices.Contains(m.Options, "ro")
-		switch m.Type {
-		case "tmpfs":
-			spec.Mounts = append(spec.Mounts, Mount{Type: MountTmpfs, Target: m.Destination, ReadOnly: ro})
-		case "bind", "":
-			if slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind") || m.Type == "bind" {
-				spec.Mounts = append(spec.Mounts, Mount{Type: MountBind, Source: m.Source, Target: m.Destination, ReadOnly: ro})
+		mt, extra, ok := deriveMount(m)
+		if !ok {
+			lost = append(lost, fmt.Sprintf("the %s mount on %s", m.Type, m.Destination))
+			continue
+		}
+		if len(extra) > 0 {
+			lost = append(lost, fmt.Sprintf("the mount options %s on %s", strings.Join(extra, ","), m.Destination))
+		}
+		spec.Mounts = append(spec.Mounts, mt)
+	}
+	return spec, lost
+}
+
+// deriveMount reads a foreign mount as pouch's, with the options pouch's
+// runtime spec for it would not have (so that managing the container
+// would drop them: nosuid, noexec, ...). ok is false for a kind of mount
+// pouch does not make.
+func deriveMount(m specs.Mount) (mt Mount, extra []string, ok bool) {
+	mt = Mount{Target: m.Destination, ReadOnly: slices.Contains(m.Options, "ro")}
+	// What pouch writes for each kind (see runtimeMounts), and what only
+	// loosens if it goes: those are the options managing it keeps.
+	var keep []string
+	switch {
+	case m.Type == "tmpfs":
+		mt.Type = MountTmpfs
+		keep = []string{"nosuid", "nodev", "rw", "ro"}
+	case m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind"):
+		mt.Type, mt.Source = MountBind, m.Source
+		keep = []string{"bind", "rbind", "rprivate", "private", "rw", "ro"}
+	default:
+		return Mount{}, nil, false
+	}
+	for _, o := range m.Options {
+		if size, found := strings.CutPrefix(o, "size="); found && mt.Type == MountTmpfs {
+			if mib, ok := tmpfsSizeMiB(size); ok {
+				mt.TmpfsSizeMiB = mib
+				continue
 			}
 		}
+		if !slices.Contains(keep, o) {
+			extra = append(extra, o)
+		}
 	}
-	return spec
+	return mt, extra, true
+}
+
+// tmpfsSizeMiB reads a tmpfs size option ("64m", "8192k", "1g" or bytes)
+// that is a whole number of MiB.
+func tmpfsSizeMiB(s string) (int64, bool) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "k")
+	case strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "m")
+	case strings.HasSuffix(s, "g"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "g")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (MaxMemoryMiB<<20)/mult || n*mult%(1<<20) != 0 {
+		return 0, false
+	}
+	return n * mult >> 20, true
 }

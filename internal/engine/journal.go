@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -102,6 +103,10 @@ func (e *Engine) recover(ctx context.Context, client *containerd.Client, c conta
 	if err != nil || j.Phase == "" {
 		return err
 	}
+	if _, ok, err := readRecord(info); err != nil || !ok {
+		return fmt.Errorf("container %s has an upgrade journal but no pouch record, so pouch did not write it: "+
+			"not acting on it (remove the %s extension if no pouch process is changing the container)", c.ID(), journalExtension)
+	}
 	e.log.Info(ctx, "recovering an interrupted update", map[string]any{"container": c.ID(), "phase": string(j.Phase)})
 	if j.Phase == PhaseCommit {
 		return e.finishCommit(ctx, client, c, j)
@@ -158,13 +163,28 @@ func (e *Engine) rollBack(ctx context.Context, client *containerd.Client, c cont
 	if j.NewSnapshot != "" && j.NewSnapshot != j.OldSnapshot && !isRevision(j.OldRecord, j.NewSnapshot) {
 		e.removeSnapshot(ctx, client, j.NewSnapshot)
 	}
-	e.removeImageVolumes(ctx, j.NewVolumes)
+	e.removeImageVolumes(ctx, id, stagedVolumes(j))
 	if j.NewNetwork.NetNS != "" && j.OldRecord.Network.NetNS == "" {
-		if err := e.host.RemoveNetNS(j.NewNetwork.NetNS); err != nil {
+		if err := e.removeNetNS(j.NewNetwork.NetNS); err != nil {
 			return fmt.Errorf("remove the staged network namespace: %w", err)
 		}
 	}
 	return e.endJournal(ctx, client, c, j)
+}
+
+// stagedVolumes are the image volumes a rollback removes: those the
+// update created, never one the old container has (which a journal could
+// only list by mistake: the old container's data is what an upgrade keeps).
+func stagedVolumes(j journal) []ImageVolume {
+	var out []ImageVolume
+	for _, v := range j.NewVolumes {
+		if !slices.ContainsFunc(j.OldRecord.ImageVolumes, func(o ImageVolume) bool {
+			return o.Path == v.Path || o.Target == v.Target
+		}) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // finishCommit removes what the committed update replaced.
@@ -174,7 +194,7 @@ func (e *Engine) finishCommit(ctx context.Context, client *containerd.Client, c 
 		e.removeSnapshot(ctx, client, j.OldSnapshot)
 	}
 	if old := j.OldRecord.Network.NetNS; old != "" && j.NewNetwork.NetNS == "" {
-		if err := e.host.RemoveNetNS(old); err != nil {
+		if err := e.removeNetNS(old); err != nil {
 			return fmt.Errorf("remove the old network namespace: %w", err)
 		}
 	}

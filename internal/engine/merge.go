@@ -1,7 +1,8 @@
 package engine
 
 import (
-	"errors"
+	"fmt"
+	"maps"
 	"sort"
 	"strings"
 )
@@ -20,7 +21,7 @@ type ImageConfig struct {
 
 // errNoCommand is returned when neither the image nor the user gives the
 // container something to run.
-var errNoCommand = errors.New("nothing to run: the image has no ENTRYPOINT or CMD; set `command` (or `entrypoint`)")
+var errNoCommand = fmt.Errorf("%w: nothing to run: the image has no ENTRYPOINT or CMD; set `command` (or `entrypoint`)", ErrInvalidSpec)
 
 // MergeProcess applies the user's values over the image's defaults. The rules
 // are Docker's:
@@ -28,7 +29,8 @@ var errNoCommand = errors.New("nothing to run: the image has no ENTRYPOINT or CM
 //   - command: the user's if set; else the image's CMD, unless the user set an
 //     entrypoint (a new entrypoint does not inherit the image's CMD);
 //   - env: the image's variables, each overridden by the user's of the same
-//     name, then the user's other variables in name order;
+//     name (secret ones included), then the user's other variables in name
+//     order;
 //   - working dir and user: the user's if set, else the image's; the working
 //     dir defaults to "/".
 //
@@ -47,11 +49,22 @@ func MergeProcess(spec ContainerSpec, img ImageConfig) (Process, error) {
 	if len(args) == 0 {
 		return Process{}, errNoCommand
 	}
+	env := spec.Env
+	if len(spec.SecretEnv) > 0 {
+		env = maps.Clone(spec.Env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		maps.Copy(env, spec.SecretEnv)
+	}
 	p := Process{
 		Args:       args,
-		Env:        MergeEnv(img.Env, spec.Env),
+		Env:        MergeEnv(img.Env, env),
 		WorkingDir: firstNonEmpty(spec.WorkingDir, img.WorkingDir, "/"),
 		User:       firstNonEmpty(spec.User, img.User),
+	}
+	if err := checkProcess(p); err != nil {
+		return Process{}, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
 	}
 	return p, nil
 }

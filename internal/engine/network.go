@@ -2,8 +2,14 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
+
+	containerd "github.com/containerd/containerd/v2/client"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine/host"
 )
@@ -18,6 +24,28 @@ type networkState struct {
 	Ports []PortMapping `json:"ports,omitempty"`
 	IP    string        `json:"ip,omitempty"`
 	MAC   string        `json:"mac,omitempty"`
+	// CNIID is the container's ID on the CNI network; empty in records of
+	// older versions, whose CNI ID was the container's name.
+	CNIID string `json:"cni_id,omitempty"`
+}
+
+// cniID is container id's ID on the CNI network. The CNI state (address
+// reservations, cache, iptables chains) is keyed by it and shared by every
+// namespace on one data root and bridge, so it names the namespace too:
+// containers of the same name in two namespaces get two addresses. The
+// suffix is a digest of the namespace, so that no two (namespace, name)
+// pairs share an ID.
+func (e *Engine) cniID(id string) string {
+	sum := sha256.Sum256([]byte(e.opts.Namespace))
+	return id + "-" + hex.EncodeToString(sum[:8])
+}
+
+// attachID is the CNI ID of a recorded network state.
+func (st networkState) attachID(id string) string {
+	if st.CNIID != "" {
+		return st.CNIID
+	}
+	return id
 }
 
 func networkMode(spec ContainerSpec) NetworkMode {
@@ -42,11 +70,23 @@ func (e *Engine) planNetwork(spec ContainerSpec, current networkState) (networkS
 		if next.Mode == NetworkNone && len(spec.Ports) > 0 {
 			return networkState{}, fmt.Errorf("%w: ports need network_mode bridge", ErrInvalidSpec)
 		}
-		path, err := e.host.NetNS(spec.Name)
-		if err != nil {
-			return networkState{}, fmt.Errorf("network namespace: %w", err)
+		if current.NetNS != "" {
+			// The namespace lives as long as the container.
+			if err := contained(e.netnsDir(), current.NetNS); err != nil {
+				return networkState{}, err
+			}
+			next.NetNS = current.NetNS
+		} else {
+			path, err := e.host.NetNS(spec.Name)
+			if err != nil {
+				return networkState{}, fmt.Errorf("network namespace: %w", err)
+			}
+			next.NetNS = path
 		}
-		next.NetNS = path
+		next.CNIID = current.CNIID
+		if next.CNIID == "" && current.Mode != NetworkBridge {
+			next.CNIID = e.cniID(spec.Name)
+		}
 		if next.Mode == NetworkBridge && current.Mode == NetworkBridge {
 			next.IP, next.MAC = current.IP, current.MAC
 		}
@@ -62,7 +102,7 @@ func (e *Engine) planNetwork(spec ContainerSpec, current networkState) (networkS
 // address filled in.
 func (e *Engine) applyNetwork(ctx context.Context, id string, from, to networkState) (networkState, error) {
 	if from.Mode == NetworkBridge && (to.Mode != NetworkBridge || from.NetNS != to.NetNS) {
-		if err := e.host.Detach(ctx, id, from.NetNS, hostPorts(from.Ports)); err != nil {
+		if err := e.host.Detach(ctx, from.attachID(id), from.NetNS, hostPorts(from.Ports)); err != nil {
 			return to, fmt.Errorf("detach from the bridge network: %w", err)
 		}
 	}
@@ -73,7 +113,7 @@ func (e *Engine) applyNetwork(ctx context.Context, id string, from, to networkSt
 	if from.Mode == NetworkBridge && from.NetNS == to.NetNS && reflect.DeepEqual(from.Ports, to.Ports) && from.IP != "" {
 		return to, nil
 	}
-	att, err := e.host.Attach(ctx, id, to.NetNS, hostPorts(to.Ports))
+	att, err := e.host.Attach(ctx, to.attachID(id), to.NetNS, hostPorts(to.Ports))
 	if err != nil {
 		return to, fmt.Errorf("attach to the bridge network: %w", err)
 	}
@@ -83,16 +123,32 @@ func (e *Engine) applyNetwork(ctx context.Context, id string, from, to networkSt
 }
 
 // releaseNetwork detaches a deleted container and removes its namespace.
+// The namespace is removed even when the detach fails, so that nothing is
+// left mounted; both errors are reported.
 func (e *Engine) releaseNetwork(ctx context.Context, id string, st networkState) error {
-	if st.Mode == NetworkBridge {
-		if err := e.host.Detach(ctx, id, st.NetNS, hostPorts(st.Ports)); err != nil {
-			return fmt.Errorf("detach from the bridge network: %w", err)
+	var errs []error
+	if st.Mode == NetworkBridge && st.IP != "" {
+		if err := e.host.Detach(ctx, st.attachID(id), st.NetNS, hostPorts(st.Ports)); err != nil {
+			errs = append(errs, fmt.Errorf("detach from the bridge network: %w", err))
 		}
 	}
-	if st.NetNS != "" {
-		if err := e.host.RemoveNetNS(st.NetNS); err != nil {
-			return fmt.Errorf("remove network namespace: %w", err)
-		}
+	if err := e.removeNetNS(st.NetNS); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeNetNS removes a recorded network namespace, once it is checked to
+// be one of this engine's.
+func (e *Engine) removeNetNS(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := contained(e.netnsDir(), path); err != nil {
+		return err
+	}
+	if err := e.host.RemoveNetNS(path); err != nil {
+		return fmt.Errorf("remove network namespace: %w", err)
 	}
 	return nil
 }
@@ -103,4 +159,48 @@ func hostPorts(ports []PortMapping) []host.PortMapping {
 		out[i] = host.PortMapping{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol}
 	}
 	return out
+}
+
+// checkPortsFree refuses a published port that another container of the
+// namespace publishes already: both would get the host's forwarding rules,
+// and one of them nothing.
+func (e *Engine) checkPortsFree(ctx context.Context, client *containerd.Client, spec ContainerSpec) error {
+	if len(spec.Ports) == 0 {
+		return nil
+	}
+	all, err := client.ContainerService().List(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range all {
+		if c.ID == spec.Name {
+			continue
+		}
+		rec, ok, err := readRecord(c)
+		if err != nil || !ok {
+			continue
+		}
+		for i, p := range spec.Ports {
+			for _, q := range rec.Network.Ports {
+				if portsClash(p, q) {
+					return fmt.Errorf("%w: ports[%d] publishes %s, which container %s publishes already: "+
+						"choose another external port or address", ErrInvalidSpec, i, describePort(p), c.ID)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// portsClash reports whether two published ports take the same host port:
+// the same port and protocol, on the same address or on all of them.
+func portsClash(a, b PortMapping) bool {
+	if a.HostPort != b.HostPort || protocol(a) != protocol(b) {
+		return false
+	}
+	all := func(ip string) bool {
+		addr, err := netip.ParseAddr(ip)
+		return ip == "" || err == nil && addr.IsUnspecified()
+	}
+	return all(a.HostIP) || all(b.HostIP) || a.HostIP == b.HostIP
 }

@@ -20,6 +20,9 @@ type record struct {
 	Network      networkState  `json:"network"`
 	ImageVolumes []ImageVolume `json:"image_volumes,omitempty"`
 	Revisions    []revision    `json:"revisions,omitempty"`
+	// SecretEnvKeys name the task's secret variables, whose values are in
+	// the runtime spec only.
+	SecretEnvKeys []string `json:"secret_env_keys,omitempty"`
 }
 
 func init() {

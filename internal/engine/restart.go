@@ -14,15 +14,22 @@ import (
 // the monitor only once its task runs, and takes it back before it stops
 // the task itself, so that the monitor never races an upgrade.
 
+// restartLabelPrefix is the prefix of the restart monitor's labels.
+const restartLabelPrefix = "containerd.io/restart."
+
 // superviseTask hands a running container to the restart monitor.
 func (e *Engine) superviseTask(ctx context.Context, c containerd.Container, spec ContainerSpec) error {
 	if spec.Restart == "" || spec.Restart == RestartNo {
 		return nil
 	}
-	_, err := c.SetLabels(ctx, map[string]string{
+	uri, err := e.logURI(c.ID(), spec.Log)
+	if err != nil {
+		return err
+	}
+	_, err = c.SetLabels(ctx, map[string]string{
 		restart.StatusLabel: string(containerd.Running),
 		restart.PolicyLabel: string(spec.Restart), // honoured by containerd 1.7+; 1.6 restarts on any exit
-		restart.LogURILabel: "file://" + e.logPath(c.ID()),
+		restart.LogURILabel: uri.String(),
 	})
 	if err != nil {
 		return fmt.Errorf("set restart policy: %w", err)

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"maps"
+	"strings"
 )
 
 // revision is a previous image's read-write snapshot, kept so that going
@@ -37,11 +38,19 @@ func findRevision(rec record, digest string) (revision, bool) {
 }
 
 // containerLabels are the labels a container record carries: the user's,
-// and one garbage-collection reference per kept revision.
-func (e *Engine) containerLabels(user map[string]string, revs []revision) map[string]string {
+// one garbage-collection reference per kept revision, and the restart
+// monitor's labels of current (which superviseTask and unsuperviseTask
+// own: rewriting the user's labels must not take a running container away
+// from the monitor).
+func (e *Engine) containerLabels(user map[string]string, revs []revision, current map[string]string) map[string]string {
 	labels := maps.Clone(user)
 	if labels == nil {
 		labels = map[string]string{}
+	}
+	for k, v := range current {
+		if strings.HasPrefix(k, restartLabelPrefix) {
+			labels[k] = v
+		}
 	}
 	for i, r := range revs {
 		labels[fmt.Sprintf("%s%s/pouch.rev%d", gcSnapshotLabelPrefix, e.opts.Snapshotter, i)] = r.Snapshot

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -56,25 +59,50 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 	opts = append(opts, sec...)
 	record := &containers.Container{ID: spec.Name, Snapshotter: e.opts.Snapshotter, SnapshotKey: in.snapshotKey}
 	s, err := oci.GenerateSpec(ctx, client, record, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("build runtime spec: %w", err)
+	switch {
+	case err == nil:
+		return s, nil
+	case errors.Is(err, oci.ErrNoUsersFound) || errors.Is(err, oci.ErrNoGroupsFound) || strings.Contains(err.Error(), "unable to find group"):
+		who := fmt.Sprintf("user %q", proc.User)
+		if spec.User == "" {
+			who = fmt.Sprintf("the image's USER %q", proc.User)
+		}
+		return nil, fmt.Errorf("%w: %s is not in the image's /etc/passwd (or its group not in /etc/group): "+
+			"set user to a numeric uid[:gid], or to a user the image has (%v)", ErrInvalidSpec, who, err)
 	}
-	return s, nil
+	return nil, fmt.Errorf("build runtime spec: %w", err)
 }
 
 // securityOpts turns Security into spec options. The default is
 // containerd's: its default capabilities, its default seccomp profile and
-// no_new_privileges.
+// no_new_privileges. Capabilities are dropped first, then added (Docker's
+// order); ALL stands for every capability of the running kernel.
 func securityOpts(sec Security) ([]oci.SpecOpts, error) {
 	var opts []oci.SpecOpts
 	if sec.Privileged {
 		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
 	}
-	if len(sec.CapAdd) > 0 {
-		opts = append(opts, oci.WithAddedCapabilities(capabilityNames(sec.CapAdd)))
-	}
-	if len(sec.CapDrop) > 0 {
-		opts = append(opts, oci.WithDroppedCapabilities(capabilityNames(sec.CapDrop)))
+	if len(sec.CapDrop) > 0 || len(sec.CapAdd) > 0 {
+		kernel, err := cap.Current()
+		if err != nil {
+			return nil, fmt.Errorf("read the running kernel's capabilities: %w", err)
+		}
+		drop, err := capabilitySet(sec.CapDrop, kernel, "capabilities.drop")
+		if err != nil {
+			return nil, err
+		}
+		add, err := capabilitySet(sec.CapAdd, kernel, "capabilities.add")
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(sec.CapDrop, isCapabilityAll) {
+			opts = append(opts, oci.WithCapabilities(nil))
+		} else if len(drop) > 0 {
+			opts = append(opts, oci.WithDroppedCapabilities(drop))
+		}
+		if len(add) > 0 {
+			opts = append(opts, oci.WithAddedCapabilities(add))
+		}
 	}
 	if sec.ReadOnlyRootfs {
 		opts = append(opts, oci.WithRootFSReadonly())
@@ -98,18 +126,28 @@ func securityOpts(sec Security) ([]oci.SpecOpts, error) {
 	return opts, nil
 }
 
-// capabilityNames writes capability names as the runtime spec wants them:
-// upper case, with the CAP_ prefix.
-func capabilityNames(caps []string) []string {
-	out := make([]string, len(caps))
+func isCapabilityAll(c string) bool { return strings.EqualFold(c, CapabilityAll) }
+
+// capabilitySet writes capability names as the runtime spec wants them
+// (upper case, with the CAP_ prefix), ALL as every capability the running
+// kernel has, and refuses one the kernel does not have: runc would fail
+// to start the task, or leave the capability out without a word.
+func capabilitySet(caps, kernel []string, field string) ([]string, error) {
+	var out []string
 	for i, c := range caps {
-		c = strings.ToUpper(c)
-		if !strings.HasPrefix(c, "CAP_") {
-			c = "CAP_" + c
+		if isCapabilityAll(c) {
+			out = append(out, kernel...)
+			continue
 		}
-		out[i] = c
+		name := capabilityName(c)
+		if !slices.Contains(kernel, name) {
+			return nil, fmt.Errorf("%w: %s[%d] %s is not a capability of this host's kernel (it has %d); "+
+				"remove it, or run on a newer kernel", ErrInvalidSpec, field, i, name, len(kernel))
+		}
+		out = append(out, name)
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // cfsPeriod is the CFS period (µs) that a CPU quota is expressed in.

@@ -88,9 +88,18 @@ type ContainerSpec struct {
 	Entrypoint []string          `json:"entrypoint"`
 	Command    []string          `json:"command"`
 	Env        map[string]string `json:"env,omitempty"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	WorkingDir string            `json:"working_dir,omitempty"`
-	User       string            `json:"user,omitempty"`
+	// SecretEnv are environment variables whose values are secret: they
+	// reach the task's environment but are never recorded by pouch, read
+	// back or logged. They are applied when the container is created and
+	// when SecretEnvVersion changes; other updates keep the values the
+	// task has.
+	SecretEnv map[string]string `json:"-"`
+	// SecretEnvVersion is the user's version of SecretEnv; a change
+	// restarts the task with the new values.
+	SecretEnvVersion string            `json:"secret_env_version,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	WorkingDir       string            `json:"working_dir,omitempty"`
+	User             string            `json:"user,omitempty"`
 
 	// Hostname is the task's host name; empty means the container's name.
 	Hostname string `json:"hostname,omitempty"`
@@ -118,6 +127,26 @@ type ContainerSpec struct {
 	// StopTimeout is how long a stop waits after SIGTERM before SIGKILL.
 	// Zero kills at once.
 	StopTimeout time.Duration `json:"stop_timeout,omitempty"`
+	// Log is how the task's output is kept; zero fields are the defaults.
+	Log LogOptions `json:"log"`
+}
+
+// LogOptions bound a container's log: it rotates at MaxSizeMiB and keeps
+// MaxFiles files, the current one included.
+type LogOptions struct {
+	MaxSizeMiB int `json:"max_size_mib,omitempty"`
+	MaxFiles   int `json:"max_files,omitempty"`
+}
+
+// withDefaults fills in the defaults of zero fields.
+func (l LogOptions) withDefaults() LogOptions {
+	if l.MaxSizeMiB == 0 {
+		l.MaxSizeMiB = DefaultLogMaxSizeMiB
+	}
+	if l.MaxFiles == 0 {
+		l.MaxFiles = DefaultLogMaxFiles
+	}
+	return l
 }
 
 // Resources are cgroup limits; a zero field means no limit (or the
@@ -150,9 +179,13 @@ type Healthcheck struct {
 
 // UpgradePolicy tunes how an image upgrade is verified and what it keeps.
 type UpgradePolicy struct {
-	// VerifySeconds, when positive, requires the new task to be still
-	// running that many seconds after it started.
-	VerifySeconds int `json:"verify_seconds,omitempty"`
+	// VerifySeconds is the start window: after every start of a task
+	// (create, upgrade, restart in place, start of a stopped container),
+	// the task must still run that many seconds later, or the change fails
+	// and is undone. Zero means no window: the process may exit (a one-shot
+	// container), and an exit with code 0 is not drift. Callers with no
+	// opinion use DefaultVerifySeconds.
+	VerifySeconds int `json:"verify_seconds"`
 	// NoRollback leaves a new container that failed to start or verify in
 	// place, for debugging, instead of rolling back.
 	NoRollback bool `json:"no_rollback,omitempty"`
@@ -166,9 +199,23 @@ type UpgradePolicy struct {
 	KeepRootfsChanges bool `json:"keep_rootfs_changes,omitempty"`
 }
 
-// DefaultStopTimeout is the usual grace period between SIGTERM and SIGKILL,
-// for callers that have no opinion.
-const DefaultStopTimeout = 10 * time.Second
+// Defaults for callers that have no opinion; the provider's defaults are
+// these.
+const (
+	// DefaultStopTimeout is the usual grace period between SIGTERM and
+	// SIGKILL.
+	DefaultStopTimeout = 10 * time.Second
+	// DefaultVerifySeconds is the start window: long enough to catch a
+	// process that exits at once (a bad argument, a missing file, a config
+	// it cannot parse), short enough not to slow every apply down.
+	DefaultVerifySeconds = 1
+	// DefaultLogMaxSizeMiB and DefaultLogMaxFiles bound a container's log
+	// to 100 MiB, as Docker's "local" log driver does.
+	DefaultLogMaxSizeMiB = 20
+	DefaultLogMaxFiles   = 5
+	// DefaultStopSignal asks a process to stop.
+	DefaultStopSignal = "SIGTERM"
+)
 
 // Status is the state of a container's task.
 type Status string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -15,45 +16,53 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/moby/sys/signal"
+
+	"github.com/pouch/terraform-provider-pouch/internal/containerlog"
 )
 
 // taskStatus returns the status of container id's task, in one request;
 // StatusCreated when it has none.
 func taskStatus(ctx context.Context, client *containerd.Client, id string) (Status, error) {
+	st, _, err := taskState(ctx, client, id)
+	return st, err
+}
+
+// taskState returns the status of container id's task and, once it has
+// stopped, its exit code, in one request; StatusCreated when it has none.
+func taskState(ctx context.Context, client *containerd.Client, id string) (Status, uint32, error) {
 	resp, err := client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: id})
 	if err != nil {
 		if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
-			return StatusCreated, nil
+			return StatusCreated, 0, nil
 		}
-		return StatusUnknown, fmt.Errorf("task status of %s: %w", id, err)
+		return StatusUnknown, 0, fmt.Errorf("task status of %s: %w", id, err)
 	}
 	switch resp.Process.GetStatus() {
 	case tasktypes.Status_RUNNING:
-		return StatusRunning, nil
+		return StatusRunning, 0, nil
 	case tasktypes.Status_STOPPED:
-		return StatusStopped, nil
+		return StatusStopped, resp.Process.GetExitStatus(), nil
 	case tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
-		return StatusPaused, nil
+		return StatusPaused, 0, nil
 	case tasktypes.Status_CREATED:
-		return StatusCreated, nil
+		return StatusCreated, 0, nil
 	}
-	return StatusUnknown, nil
-}
-
-// logPath is where a container's stdout and stderr go.
-func (e *Engine) logPath(id string) string {
-	return filepath.Join(e.opts.DataRoot, "containers", e.opts.Namespace, id, "container.log")
+	return StatusUnknown, 0, nil
 }
 
 // startTask creates and starts the container's task, its output appended to
-// the container's log file, and hands it to the restart monitor when spec
-// has a restart policy.
+// the container's log through the log driver (which rotates it as spec.Log
+// says), and hands it to the restart monitor when spec has a restart
+// policy.
 func (e *Engine) startTask(ctx context.Context, c containerd.Container, spec ContainerSpec) error {
-	path := e.logPath(c.ID())
-	if err := e.host.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := e.host.MkdirAll(e.containerDir(c.ID()), 0o700); err != nil {
 		return fmt.Errorf("create log directory: %w", err)
 	}
-	task, err := c.NewTask(ctx, cio.LogFile(path))
+	uri, err := e.logURI(c.ID(), spec.Log)
+	if err != nil {
+		return err
+	}
+	task, err := c.NewTask(ctx, cio.LogURI(uri))
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
@@ -65,6 +74,38 @@ func (e *Engine) startTask(ctx context.Context, c containerd.Container, spec Con
 	}
 	e.log.Debug(ctx, "task started", map[string]any{"container": c.ID(), "pid": task.Pid()})
 	return e.superviseTask(ctx, c, spec)
+}
+
+// logURI is the log URI of container id's tasks: the log driver (the
+// provider's own binary, installed under the data root, where it stays
+// when the provider is upgraded or its .terraform directory deleted)
+// writing to the container's log file.
+func (e *Engine) logURI(id string, opts LogOptions) (*url.URL, error) {
+	driver, err := e.logDriver()
+	if err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	uri, err := containerlog.URI(driver, containerlog.Config{Path: e.logPath(id), MaxSizeMiB: opts.MaxSizeMiB, MaxFiles: opts.MaxFiles})
+	if err != nil {
+		return nil, fmt.Errorf("log driver: %w", err)
+	}
+	return uri, nil
+}
+
+// logDriver installs the log driver into the data root on first use.
+func (e *Engine) logDriver() (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.driver != "" {
+		return e.driver, nil
+	}
+	path, err := e.host.InstallLogDriver(filepath.Join(e.opts.DataRoot, binDir))
+	if err != nil {
+		return "", fmt.Errorf("install the log driver: %w", err)
+	}
+	e.driver = path
+	return path, nil
 }
 
 // killTask stops the container's task, if any, at once, and deletes it.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,16 +67,16 @@ func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (Sta
 	if err := validateSpec(spec); err != nil {
 		return State{}, err
 	}
-	client, ctx, c, release, err := e.acquire(ctx, id)
+	client, ctx, c, lock, err := e.acquire(ctx, id, "update")
 	if err != nil {
 		return State{}, err
 	}
-	defer release()
+	defer lock.release()
 	u := &upgrade{e: e, client: client, c: c, spec: spec}
 	if err := u.run(ctx); err != nil {
 		return State{}, err
 	}
-	return e.inspect(ctx, c)
+	return e.inspectChanged(ctx, c, spec)
 }
 
 // upgrade is one Update in progress.
@@ -96,6 +97,8 @@ type upgrade struct {
 	volumes      []ImageVolume // every image volume of the new container
 	restart      bool          // the task must be recreated for the change to apply
 	resize       bool          // only the cgroup limits change: applied to the live task
+	done         bool          // a one-shot task that ran to completion: as good as running
+	started      time.Time     // when the new task started
 }
 
 func (u *upgrade) run(ctx context.Context) error {
@@ -131,9 +134,11 @@ func (u *upgrade) run(ctx context.Context) error {
 }
 
 // stage resolves the new image and, while the old task keeps running,
-// prepares everything the new container needs. The journal is written
-// before anything is created, so that a crash in this phase leaves nothing
-// that recovery cannot find.
+// prepares everything the new container needs. Inputs that cannot work (an
+// image with a VOLUME it must not have, a port another container
+// publishes) are refused before the journal is written, so that nothing is
+// touched; the journal is written before anything is created, so that a
+// crash in this phase leaves nothing that recovery cannot find.
 func (u *upgrade) stage(ctx context.Context) error {
 	var err error
 	if u.old, err = u.c.Info(ctx); err != nil {
@@ -142,17 +147,34 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if u.oldRec, err = u.e.recordOf(ctx, u.c, u.old); err != nil {
 		return err
 	}
-	oldRec := u.oldRec
-	status, err := taskStatus(ctx, u.client, u.c.ID())
+	_, managed, err := readRecord(u.old)
 	if err != nil {
 		return err
 	}
+	oldRec := u.oldRec
+	status, exitCode, err := taskState(ctx, u.client, u.c.ID())
+	if err != nil {
+		return err
+	}
+	u.done = status == StatusStopped && exitCode == 0 && oldRec.Spec.Upgrade.VerifySeconds == 0
 	if u.img, err = u.e.resolveImage(ctx, u.client, u.spec.Image); err != nil {
+		return err
+	}
+	if err := checkImageVolumes(u.img); err != nil {
+		return err
+	}
+	u.spec.SecretEnv, err = u.secretEnv()
+	if err != nil {
 		return err
 	}
 	proc, err := MergeProcess(u.spec, u.img.config)
 	if err != nil {
 		return err
+	}
+	if !reflect.DeepEqual(u.spec.Ports, oldRec.Spec.Ports) {
+		if err := u.e.checkPortsFree(ctx, u.client, u.spec); err != nil {
+			return err
+		}
 	}
 	u.imageChanged = u.img.digest() != oldRec.ImageDigest || u.img.image.Name() != u.old.Image
 	u.j = journal{
@@ -171,12 +193,25 @@ func (u *upgrade) stage(ctx context.Context) error {
 			u.j.NewSnapshot = u.spec.Name + "-" + randomSuffix()
 		}
 	}
-	u.volumes, u.j.NewVolumes = u.e.planImageVolumes(u.spec, u.img, oldRec.ImageVolumes)
+	volumes, err := u.e.planImageVolumes(u.spec, u.img, oldRec.ImageVolumes)
+	if err != nil {
+		return err
+	}
+	u.volumes, u.j.NewVolumes = volumes.all, volumes.toCreate
 	if u.j.NewNetwork, err = u.e.planNetwork(u.spec, oldRec.Network); err != nil {
 		return err
 	}
-	if err := u.e.writeJournal(ctx, u.c, u.j); err != nil {
-		return err
+	// A container that pouch did not create gets its derived record with
+	// the journal: recovery acts only on containers with a pouch record.
+	if err := u.c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
+		if !managed {
+			if err := withRecord(c, oldRec); err != nil {
+				return err
+			}
+		}
+		return withJournal(c, u.j)
+	}); err != nil {
+		return fmt.Errorf("write the upgrade journal: %w", err)
 	}
 	if u.imageChanged {
 		u.e.log.Info(ctx, "upgrade: staging new image", map[string]any{
@@ -192,7 +227,11 @@ func (u *upgrade) stage(ctx context.Context) error {
 			}
 		}
 	}
-	if err := u.e.createImageVolumes(ctx, u.client, u.spec.Name, u.j.NewSnapshot, u.j.NewVolumes); err != nil {
+	created, err := u.e.createImageVolumes(ctx, u.client, u.spec.Name, u.j.NewSnapshot, volumes)
+	if err != nil {
+		// Only what was made is undone; the journal in memory, which the
+		// rollback reads, says so.
+		u.j.NewVolumes = created
 		return err
 	}
 	mounts, err := u.e.runtimeMounts(u.spec, u.volumes)
@@ -209,12 +248,39 @@ func (u *upgrade) stage(ctx context.Context) error {
 	}
 	networkChanged := u.j.NewNetwork.Mode != oldRec.Network.Mode || u.j.NewNetwork.NetNS != oldRec.Network.NetNS ||
 		!reflect.DeepEqual(u.j.NewNetwork.Ports, oldRec.Network.Ports)
-	u.restart = u.imageChanged || diff == specDiffers || networkChanged
+	logChanged := u.spec.Log.withDefaults() != oldRec.Spec.Log.withDefaults()
+	u.restart = u.imageChanged || diff == specDiffers || networkChanged || logChanged
 	u.resize = diff == resourcesDiffer
 	if u.imageChanged && u.j.WasRunning {
 		u.writeOutImage(ctx)
 	}
 	return u.e.hook(PhaseStage)
+}
+
+// secretEnv returns the secret variables the new task gets: the spec's
+// when secret_env_version changes (or the old container had none), else
+// the values the old task has, so that only a version change restarts a
+// task for its secrets, as the plan says.
+func (u *upgrade) secretEnv() (map[string]string, error) {
+	old := u.oldRec
+	if u.spec.SecretEnvVersion != old.Spec.SecretEnvVersion || len(old.SecretEnvKeys) == 0 {
+		return u.spec.SecretEnv, nil
+	}
+	if u.old.Spec == nil {
+		return nil, nil
+	}
+	p, err := specProcess(u.old.Spec.GetValue())
+	if err != nil || p == nil {
+		return nil, fmt.Errorf("read the secret environment of the running task: %v", err)
+	}
+	env := map[string]string{}
+	for _, kv := range p.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if slices.Contains(old.SecretEnvKeys, k) {
+			env[k] = v
+		}
+	}
+	return env, nil
 }
 
 // writeOutImage writes the new image's files out to disk while the old task
@@ -270,7 +336,7 @@ func (u *upgrade) applyInPlace(ctx context.Context) error {
 			return u.fail(ctx, PhaseStage, fmt.Errorf("resize: %w", err))
 		}
 	}
-	wasRunning := u.j.WasRunning && !u.j.WasPaused
+	wasRunning := u.j.WasRunning && !u.j.WasPaused || u.done
 	if u.spec.Running != wasRunning || !u.spec.Running {
 		// Stopping on purpose, or restarting an exited task: not the
 		// restart monitor's business.
@@ -303,11 +369,16 @@ func (u *upgrade) applyInPlace(ctx context.Context) error {
 		if err := u.e.killTask(ctx, u.c); err != nil { // delete the exited task
 			return err
 		}
-		return u.e.startTask(ctx, u.c, u.spec)
+		if err := u.e.startTask(ctx, u.c, u.spec); err != nil {
+			return err
+		}
+		// Nothing to roll back to: the container stays stopped if its
+		// task exits at once, and the error says why.
+		return u.e.watchStart(ctx, u.c, u.spec, time.Now())
 	case !u.spec.Running && wasRunning:
 		u.e.log.Info(ctx, "stopping container", map[string]any{"container": u.spec.Name})
 		return u.e.stopTask(ctx, u.c, u.spec)
-	case u.spec.Running:
+	case u.spec.Running && !u.done:
 		// The labels were rewritten: hand the task back to the monitor.
 		return u.e.superviseTask(ctx, u.c, u.spec)
 	}
@@ -379,6 +450,7 @@ func (u *upgrade) start(ctx context.Context) error {
 		return nil
 	}
 	u.e.log.Info(ctx, "upgrade: starting task", map[string]any{"container": u.spec.Name})
+	u.started = time.Now()
 	if err := u.e.startTask(ctx, u.c, u.spec); err != nil {
 		return err
 	}
@@ -389,12 +461,12 @@ func (u *upgrade) start(ctx context.Context) error {
 }
 
 // verify checks the new task as the spec asks: its health check passes,
-// and it still runs after verify_seconds.
+// and it still runs at the end of its start window (verify_seconds).
 func (u *upgrade) verify(ctx context.Context) error {
 	if !u.spec.Running || u.j.WasPaused {
 		return nil
 	}
-	return u.e.verifyTask(ctx, u.c, u.spec)
+	return u.e.verifyTask(ctx, u.c, u.spec, u.started)
 }
 
 // commit makes the update final: it records the Commit phase with the
@@ -469,9 +541,9 @@ func (u *upgrade) releaseLease(ctx context.Context) {
 // withNewRecord writes the user's spec, the labels, the revisions and the
 // image digest onto a container record.
 func (u *upgrade) withNewRecord(c *containers.Container, revs []revision) error {
-	c.Labels = u.e.containerLabels(u.spec.Labels, revs)
+	c.Labels = u.e.containerLabels(u.spec.Labels, revs, c.Labels)
 	return withRecord(c, record{Spec: u.spec, ImageDigest: u.img.digest(), Network: u.j.NewNetwork,
-		ImageVolumes: u.volumes, Revisions: revs})
+		ImageVolumes: u.volumes, Revisions: revs, SecretEnvKeys: sortedKeys(u.spec.SecretEnv)})
 }
 
 // specDiff says how a generated runtime spec differs from a stored one.

@@ -178,7 +178,7 @@ func TestCrashHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Spec.Running = true // not part of the spec's JSON
-	e := engine.New(c.Options)
+	e := mustNew(t, c.Options)
 	engine.SetFaultHook(e, func(p engine.Phase) error {
 		if p == c.Phase {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -439,7 +439,11 @@ func TestCrossProcessLock(t *testing.T) {
 	env.ImportImage(t, versionImage("lock", "v2"))
 	spec := engine.ContainerSpec{Name: "eng-lock", Image: "pouchtest/lock:v1", Running: true, NetworkMode: engine.NetworkNone}
 	create(t, e, spec)
-	other, _ := newEngine(t) // another process's engine: its own in-process locks
+	// Another process's engine: its own in-process locks and its own open
+	// lock file, which the kernel's lock keeps out as it would a process.
+	opts := envOptions(env)
+	opts.LockWait = 200 * time.Millisecond
+	other := mustNew(t, opts)
 	spec.Image = "pouchtest/lock:v2"
 	var otherErr error
 	engine.SetFaultHook(e, func(p engine.Phase) error {
@@ -451,8 +455,10 @@ func TestCrossProcessLock(t *testing.T) {
 	if _, err := e.Update(context.Background(), "eng-lock", spec); err != nil {
 		t.Fatal(err)
 	}
-	if otherErr == nil || !strings.Contains(otherErr.Error(), "being changed by another pouch process") {
-		t.Fatalf("concurrent update: err = %v, want it refused", otherErr)
+	if otherErr == nil || !strings.Contains(otherErr.Error(), "being changed by another pouch process") ||
+		!strings.Contains(otherErr.Error(), fmt.Sprintf("pid %d ", os.Getpid())) ||
+		!strings.Contains(otherErr.Error(), "update eng-lock") {
+		t.Fatalf("concurrent update: err = %v, want it refused, naming the holder and what it does", otherErr)
 	}
 	assertNothingLeaked(t, e, env, "eng-lock", 1)
 }
@@ -483,9 +489,9 @@ func (l *msgLog) index(msg string) int {
 func TestUpgradeWritesTheImageOutBeforeTheStop(t *testing.T) {
 	env := testenv.Get(t)
 	log := &msgLog{}
-	e := engine.New(engine.Options{Address: env.Address, Namespace: env.Namespace, DataRoot: env.DataRoot,
-		Network: engine.NetworkOptions{Bridge: env.Bridge, Subnet: env.Subnet}, Logger: log})
-	t.Cleanup(func() { _ = e.Close() })
+	opts := envOptions(env)
+	opts.Logger = log
+	e := mustNew(t, opts)
 	env.ImportImage(t, versionImage("writeout", "v1"))
 	env.ImportImage(t, versionImage("writeout", "v2"))
 	spec := engine.ContainerSpec{Name: "eng-writeout", Image: "pouchtest/writeout:v1", Running: true, NetworkMode: engine.NetworkHost}

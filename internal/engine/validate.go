@@ -2,83 +2,130 @@ package engine
 
 import (
 	"fmt"
-	"path"
-	"strings"
+	"time"
 )
 
 // validateSpec refuses a spec that cannot run, naming the field and the
-// fix. The provider checks the same at plan time; this guards other
-// callers of the engine.
+// fix. Its rules are those of rules.go, which the provider also applies at
+// plan time; this guards every caller of the engine.
 func validateSpec(spec ContainerSpec) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidSpec}, args...)...)
+	bad := func(field string, err error) error {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, inField(field, err))
 	}
-	if !nameRegexp.MatchString(spec.Name) {
-		return bad("name %q: use up to 128 letters, digits, '_', '.' and '-', starting with a letter or digit", spec.Name)
+	if err := CheckName(spec.Name); err != nil {
+		return bad("name", err)
 	}
-	if _, err := NormalizeImage(spec.Image); err != nil {
-		return bad("image: %v", err)
+	if err := CheckImageReference(spec.Image); err != nil {
+		return bad("image", err)
+	}
+	if err := CheckArgs(spec.Entrypoint); err != nil {
+		return bad("entrypoint", err)
+	}
+	if err := CheckArgs(spec.Command); err != nil {
+		return bad("command", err)
+	}
+	if err := CheckEnv(spec.Env); err != nil {
+		return bad("env", err)
+	}
+	if err := CheckEnv(spec.SecretEnv); err != nil {
+		return bad("secret_env", err)
+	}
+	for k := range spec.SecretEnv {
+		if _, ok := spec.Env[k]; ok {
+			return fmt.Errorf("%w: secret_env %q is also set in env: set each variable in one of them", ErrInvalidSpec, k)
+		}
+	}
+	if err := CheckLabels(spec.Labels); err != nil {
+		return bad("labels", err)
+	}
+	if spec.WorkingDir != "" {
+		if err := CheckAbsolutePath(spec.WorkingDir); err != nil {
+			return bad("working_dir", err)
+		}
+	}
+	if spec.Hostname != "" {
+		if err := CheckHostname(spec.Hostname); err != nil {
+			return bad("hostname", err)
+		}
 	}
 	switch spec.NetworkMode {
 	case "", NetworkBridge, NetworkHost, NetworkNone:
 	default:
-		return bad("network_mode %q: use bridge, host or none", spec.NetworkMode)
+		return bad("network_mode", fmt.Errorf("must be bridge, host or none, got %q", spec.NetworkMode))
+	}
+	if len(spec.Ports) > 0 && networkMode(spec) != NetworkBridge {
+		return fmt.Errorf("%w: ports need network_mode bridge (with %s, publish nothing: the container's ports are %s)",
+			ErrInvalidSpec, networkMode(spec), map[NetworkMode]string{NetworkHost: "the host's", NetworkNone: "unreachable"}[networkMode(spec)])
+	}
+	if err := CheckPorts(spec.Ports); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	if err := CheckMounts(spec.Mounts); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
 	switch spec.Restart {
 	case "", RestartNo, RestartAlways, RestartUnlessStopped:
 	default:
-		return bad("restart %q: use no, always or unless-stopped", spec.Restart)
+		return bad("restart", fmt.Errorf("must be no, always or unless-stopped, got %q", spec.Restart))
 	}
-	targets := map[string]bool{}
-	for _, m := range spec.Mounts {
-		if !path.IsAbs(m.Target) {
-			return bad("mounts: target %q must be an absolute path", m.Target)
+	if spec.StopSignal != "" {
+		if err := CheckSignal(spec.StopSignal); err != nil {
+			return bad("stop_signal", err)
 		}
-		t := path.Clean(m.Target)
-		if targets[t] {
-			return bad("mounts: target %q is mounted twice", m.Target)
+	}
+	if err := CheckStopTimeoutSeconds(int64(spec.StopTimeout / time.Second)); err != nil || spec.StopTimeout < 0 {
+		return bad("stop_timeout", fmt.Errorf("must be between 0 and %d seconds, got %s", MaxStopTimeoutSeconds, spec.StopTimeout))
+	}
+	if err := CheckResources(spec.Resources); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	if err := checkSecurity(spec.Security); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	if hc := spec.Healthcheck; hc != nil {
+		if len(hc.Command) == 0 {
+			return bad("healthcheck.command", fmt.Errorf("must name a command"))
 		}
-		targets[t] = true
-		switch m.Type {
-		case MountVolume:
-			if err := validVolumeName(m.Source); err != nil {
-				return err
+		if err := CheckArgs(hc.Command); err != nil {
+			return bad("healthcheck.command", err)
+		}
+		if hc.Retries != 0 {
+			if err := CheckHealthRetries(int64(hc.Retries)); err != nil {
+				return bad("healthcheck.retries", err)
 			}
-		case MountBind:
-			if !path.IsAbs(m.Source) {
-				return bad("mounts: bind source %q must be an absolute host path", m.Source)
+		}
+		if hc.Interval < 0 || hc.Timeout < 0 || hc.StartPeriod < 0 {
+			return bad("healthcheck", fmt.Errorf("durations must not be negative"))
+		}
+	}
+	if err := CheckVerifySeconds(int64(spec.Upgrade.VerifySeconds)); err != nil {
+		return bad("upgrade.verify_seconds", err)
+	}
+	if err := CheckKeepRevisions(int64(spec.Upgrade.KeepRevisions)); err != nil {
+		return bad("upgrade.keep_revisions", err)
+	}
+	if err := checkLogOptions(spec.Log); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	return nil
+}
+
+// checkSecurity judges the security settings; the error names the field.
+func checkSecurity(sec Security) error {
+	for _, f := range []struct {
+		field string
+		caps  []string
+	}{{"capabilities.add", sec.CapAdd}, {"capabilities.drop", sec.CapDrop}} {
+		for i, c := range f.caps {
+			if err := CheckCapability(c); err != nil {
+				return inField(fmt.Sprintf("%s[%d]", f.field, i), err)
 			}
-		case MountTmpfs:
-			if m.Source != "" {
-				return bad("mounts: a tmpfs mount at %q takes no source", m.Target)
-			}
-		default:
-			return bad("mounts: unknown type %q: use volume, bind or tmpfs", m.Type)
 		}
 	}
-	for _, p := range spec.Ports {
-		if p.HostPort < 1 || p.HostPort > 65535 || p.ContainerPort < 1 || p.ContainerPort > 65535 {
-			return bad("ports: %d:%d: ports must be between 1 and 65535", p.HostPort, p.ContainerPort)
+	if sec.SeccompProfile != "" {
+		if err := CheckSeccompProfile(sec.SeccompProfile); err != nil {
+			return inField("seccomp_profile", err)
 		}
-		if proto := strings.ToLower(p.Protocol); proto != "" && proto != "tcp" && proto != "udp" {
-			return bad("ports: protocol %q: use tcp or udp", p.Protocol)
-		}
-	}
-	r := spec.Resources
-	if r.MemoryMiB < 0 || r.CPUs < 0 || r.CPUShares < 0 || r.PidsLimit < 0 || r.MemorySwapMiB < -1 {
-		return bad("resources must not be negative (memory_swap may be -1 for unlimited swap)")
-	}
-	if r.MemorySwapMiB != 0 && r.MemoryMiB == 0 {
-		return bad("memory_swap needs memory")
-	}
-	if r.MemorySwapMiB > 0 && r.MemorySwapMiB < r.MemoryMiB {
-		return bad("memory_swap (%d MiB) is memory plus swap: it cannot be less than memory (%d MiB)", r.MemorySwapMiB, r.MemoryMiB)
-	}
-	if _, err := stopSignal(spec); err != nil {
-		return err
-	}
-	if _, err := securityOpts(spec.Security); err != nil {
-		return err
 	}
 	return nil
 }

@@ -8,33 +8,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// Named volumes live in <data_root>/volumes/<namespace>/<name>: the data in
-// _data, the volume's record in volume.json. The anonymous volumes made for
-// images' VOLUMEs live in <data_root>/volumes/<namespace>/_anonymous/<id>/.
-
-const volumeDataDir = "_data"
-
-func (e *Engine) volumesDir() string {
-	return filepath.Join(e.opts.DataRoot, "volumes", e.opts.Namespace)
-}
-
-func (e *Engine) volumeDir(name string) string { return filepath.Join(e.volumesDir(), name) }
-
-// volumeData is the host directory a named volume mounts.
-func (e *Engine) volumeData(name string) string {
-	return filepath.Join(e.volumeDir(name), volumeDataDir)
-}
-
-func (e *Engine) anonymousVolumesDir(id string) string {
-	return filepath.Join(e.volumesDir(), "_anonymous", id)
-}
 
 // CreateVolume creates a named volume: a directory under the data root.
 // Creating an existing volume keeps its data and updates its labels.
@@ -43,6 +23,14 @@ func (e *Engine) CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, err
 		return Volume{}, err
 	}
 	defer e.locks.lock("volume/" + spec.Name)()
+	if _, _, err := e.connect(ctx); err != nil {
+		return Volume{}, err
+	}
+	// The volume's directory is private; its data directory is what
+	// containers see as the mount's root, so it is traversable.
+	if err := e.host.MkdirAll(e.volumeDir(spec.Name), 0o700); err != nil {
+		return Volume{}, fmt.Errorf("create volume %s: %w", spec.Name, err)
+	}
 	if err := e.host.MkdirAll(e.volumeData(spec.Name), 0o755); err != nil {
 		return Volume{}, fmt.Errorf("create volume %s: %w", spec.Name, err)
 	}
@@ -127,18 +115,43 @@ func (e *Engine) volumeUsers(ctx context.Context, client *containerd.Client, nam
 }
 
 func validVolumeName(name string) error {
-	if !nameRegexp.MatchString(name) {
-		return fmt.Errorf("%w: volume name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit", ErrInvalidSpec, name)
+	if err := CheckName(name); err != nil {
+		return fmt.Errorf("%w: volume name %v", ErrInvalidSpec, err)
 	}
 	return nil
 }
 
-// planImageVolumes lists the anonymous volumes of a container: one for
-// every VOLUME that img declares and no user mount covers. Existing ones are
-// kept (across upgrades too, even when the new image no longer declares
-// them); toCreate are those the container does not have yet.
-func (e *Engine) planImageVolumes(spec ContainerSpec, img resolvedImage, existing []ImageVolume) (all, toCreate []ImageVolume) {
-	all = append(all, existing...)
+// checkImageVolumes refuses an image whose VOLUMEs cannot be made safely,
+// naming the image and the key, before anything is created.
+func checkImageVolumes(img resolvedImage) error {
+	for _, key := range img.config.Volumes {
+		if err := CheckImageVolume(key); err != nil {
+			return fmt.Errorf("%w: image %s declares VOLUME %q, which %v: pouch makes no volume for it. "+
+				"Fix the image, or cover the path with a mount of your own", ErrInvalidSpec, img.image.Name(), key, err)
+		}
+	}
+	return nil
+}
+
+// imageVolumePlan is what a container's image volumes will be.
+type imageVolumePlan struct {
+	all []ImageVolume // every image volume of the container
+	// toCreate are new directories, to be made empty and populated from
+	// the image; a failed change removes them, and only them.
+	toCreate []ImageVolume
+	// adopted are directories that exist already without being the
+	// container's (kept by a container of the same name that was destroyed
+	// with keep_image_volumes): they keep their data and are never
+	// populated, nor removed by a failed change.
+	adopted []ImageVolume
+}
+
+// planImageVolumes plans the anonymous volumes of a container: one for
+// every VOLUME that img declares (checked by checkImageVolumes) and no user
+// mount covers. The container's existing volumes are kept, across upgrades
+// too, even when the new image no longer declares them.
+func (e *Engine) planImageVolumes(spec ContainerSpec, img resolvedImage, existing []ImageVolume) (imageVolumePlan, error) {
+	p := imageVolumePlan{all: slices.Clone(existing)}
 	have := map[string]bool{}
 	for _, v := range existing {
 		have[v.Target] = true
@@ -146,62 +159,104 @@ func (e *Engine) planImageVolumes(spec ContainerSpec, img resolvedImage, existin
 	for _, m := range spec.Mounts {
 		have[path.Clean(m.Target)] = true
 	}
-	for _, target := range img.config.Volumes {
-		target = path.Clean(target)
+	for _, key := range img.config.Volumes {
+		target := path.Clean(key)
 		if have[target] {
 			continue
 		}
 		have[target] = true
-		v := ImageVolume{Target: target, Path: filepath.Join(e.anonymousVolumesDir(spec.Name), volumeDirName(target))}
-		all = append(all, v)
-		toCreate = append(toCreate, v)
+		v := ImageVolume{Target: target, Path: e.imageVolumePath(spec.Name, target)}
+		p.all = append(p.all, v)
+		exists, err := e.host.Exists(v.Path)
+		if err != nil {
+			return imageVolumePlan{}, fmt.Errorf("image volume %s: %w", target, err)
+		}
+		if exists {
+			p.adopted = append(p.adopted, v)
+		} else {
+			p.toCreate = append(p.toCreate, v)
+		}
 	}
-	return all, toCreate
+	return p, nil
 }
 
-// createImageVolumes creates anonymous volumes populated from the image's
-// files at their paths (as Docker does), reading them from the snapshot
-// snapshotKey. On failure it removes what it created.
-func (e *Engine) createImageVolumes(ctx context.Context, client *containerd.Client, id, snapshotKey string, vols []ImageVolume) (err error) {
-	defer func() {
-		if err != nil {
-			e.removeImageVolumes(ctx, vols)
-		}
-	}()
+// createImageVolumes creates the planned new volumes (plan.toCreate), each as a directory
+// the engine makes exclusively (it fails if one appeared meanwhile) and
+// populates from the image's files at its target (as Docker does), reading
+// them from the snapshot snapshotKey. The copy never follows a symlink,
+// drops setuid and setgid bits, and skips device nodes (see
+// host.CopyTree). It returns the volumes it created, which are all of
+// them unless it failed: the caller removes those.
+func (e *Engine) createImageVolumes(ctx context.Context, client *containerd.Client, id, snapshotKey string, plan imageVolumePlan) (created []ImageVolume, err error) {
+	for _, v := range plan.adopted {
+		e.log.Info(ctx, "image volume kept from an earlier container: its data is kept, not populated again",
+			map[string]any{"container": id, "target": v.Target, "path": v.Path})
+	}
+	vols := plan.toCreate
 	if len(vols) == 0 {
-		return nil
+		return nil, nil
 	}
 	mounts, err := client.SnapshotService(e.opts.Snapshotter).Mounts(ctx, snapshotKey)
 	if err != nil {
-		return fmt.Errorf("mount image for its volumes: %w", err)
+		return nil, fmt.Errorf("mount image for its volumes: %w", err)
+	}
+	if err := e.host.MkdirAll(e.anonymousVolumesDir(id), 0o700); err != nil {
+		return nil, fmt.Errorf("create the image volumes' directory: %w", err)
 	}
 	for _, v := range vols {
-		if err := e.host.MkdirAll(v.Path, 0o755); err != nil {
-			return fmt.Errorf("create volume for %s: %w", v.Target, err)
+		if err := e.host.MkdirNew(v.Path, 0o700); err != nil {
+			return created, fmt.Errorf("create image volume %s: %w", v.Target, err)
 		}
-		if err := e.host.CopyFromRootfs(ctx, mounts, v.Target, v.Path); err != nil {
-			return fmt.Errorf("populate volume %s from the image: %w", v.Target, err)
+		created = append(created, v)
+		report, err := e.host.CopyFromRootfs(ctx, mounts, v.Target, v.Path)
+		if err != nil {
+			return created, fmt.Errorf("populate image volume %s from the image: %w", v.Target, err)
 		}
-		e.log.Debug(ctx, "image volume created", map[string]any{"container": id, "target": v.Target})
+		fields := map[string]any{"container": id, "target": v.Target, "files": report.Files}
+		if len(report.StrippedSetID) > 0 {
+			fields["setid_stripped"] = report.StrippedSetID
+		}
+		if len(report.Skipped) > 0 {
+			fields["skipped"] = report.Skipped
+		}
+		e.log.Debug(ctx, "image volume created", fields)
 	}
-	return nil
+	return created, nil
 }
 
-func (e *Engine) removeImageVolumes(ctx context.Context, vols []ImageVolume) {
+// removeImageVolumes removes image volumes a failed change created, each
+// checked to be container id's; it logs rather than fails, on clean-up
+// paths.
+func (e *Engine) removeImageVolumes(ctx context.Context, id string, vols []ImageVolume) {
 	for _, v := range vols {
-		if err := e.host.RemoveAll(v.Path); err != nil {
+		if err := e.removeImageVolume(id, v); err != nil {
 			e.log.Info(ctx, "could not remove image volume", map[string]any{"path": v.Path, "error": err.Error()})
 		}
 	}
 }
 
-// volumeDirName turns a container path into one directory name.
-func volumeDirName(target string) string {
-	name := strings.ReplaceAll(strings.Trim(target, "/"), "/", "_")
-	if name == "" {
-		return "root"
+// removeImageVolume removes one of container id's image volumes, once its
+// recorded path is checked to be inside the container's directory.
+func (e *Engine) removeImageVolume(id string, v ImageVolume) error {
+	if err := contained(e.anonymousVolumesDir(id), v.Path); err != nil {
+		return err
 	}
-	return name
+	return e.host.RemoveAll(v.Path)
+}
+
+// deleteImageVolumes removes a deleted container's image volumes (those of
+// its record), then its volumes' directory if nothing else is left in it.
+func (e *Engine) deleteImageVolumes(id string, vols []ImageVolume) error {
+	var errs []error
+	for _, v := range vols {
+		if err := e.removeImageVolume(id, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := e.host.RemoveEmptyDir(e.anonymousVolumesDir(id)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // runtimeMounts resolves the user's mounts and the image volumes into

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -17,10 +16,10 @@ import (
 // Defaults of pouch_container attributes.
 const (
 	defaultNetworkMode   = string(engine.NetworkBridge)
-	defaultProtocol      = "tcp"
+	defaultProtocol      = "tcp" // engine.Protocols[0]
 	defaultRestart       = string(engine.RestartNo)
-	defaultStopSignal    = "SIGTERM"
-	defaultSeccomp       = "default"
+	defaultStopSignal    = engine.DefaultStopSignal
+	defaultSeccomp       = engine.SeccompDefault
 	defaultRunning       = true
 	defaultStopTimeout   = int64(engine.DefaultStopTimeout / time.Second)
 	defaultCreateTimeout = 5 * time.Minute
@@ -33,21 +32,26 @@ const (
 // environment, working directory and user) apply underneath, in the engine,
 // and never appear here.
 type containerModel struct {
-	ID          types.String   `tfsdk:"id"`
-	Name        types.String   `tfsdk:"name"`
-	Image       types.String   `tfsdk:"image"`
-	ImageID     types.String   `tfsdk:"image_id"`
-	Entrypoint  types.List     `tfsdk:"entrypoint"`
-	Command     types.List     `tfsdk:"command"`
-	Env         types.Map      `tfsdk:"env"`
-	Labels      types.Map      `tfsdk:"labels"`
-	WorkingDir  types.String   `tfsdk:"working_dir"`
-	User        types.String   `tfsdk:"user"`
-	NetworkMode types.String   `tfsdk:"network_mode"`
-	Running     types.Bool     `tfsdk:"running"`
-	StopTimeout types.Int64    `tfsdk:"stop_timeout"`
-	Status      types.String   `tfsdk:"status"`
-	Timeouts    timeouts.Value `tfsdk:"timeouts"`
+	ID         types.String `tfsdk:"id"`
+	Name       types.String `tfsdk:"name"`
+	Image      types.String `tfsdk:"image"`
+	ImageID    types.String `tfsdk:"image_id"`
+	Entrypoint types.List   `tfsdk:"entrypoint"`
+	Command    types.List   `tfsdk:"command"`
+	Env        types.Map    `tfsdk:"env"`
+	Labels     types.Map    `tfsdk:"labels"`
+
+	// SecretEnv is write-only: always null in plans and state; its values
+	// are read from the configuration when the container changes.
+	SecretEnv        types.Map      `tfsdk:"secret_env"`
+	SecretEnvVersion types.String   `tfsdk:"secret_env_version"`
+	WorkingDir       types.String   `tfsdk:"working_dir"`
+	User             types.String   `tfsdk:"user"`
+	NetworkMode      types.String   `tfsdk:"network_mode"`
+	Running          types.Bool     `tfsdk:"running"`
+	StopTimeout      types.Int64    `tfsdk:"stop_timeout"`
+	Status           types.String   `tfsdk:"status"`
+	Timeouts         timeouts.Value `tfsdk:"timeouts"`
 
 	Hostname         types.String `tfsdk:"hostname"`
 	IPAddress        types.String `tfsdk:"ip_address"`
@@ -57,6 +61,8 @@ type containerModel struct {
 	KeepImageVolumes types.Bool   `tfsdk:"keep_image_volumes"`
 	ImageVolumes     types.List   `tfsdk:"image_volumes"`
 	LogPath          types.String `tfsdk:"log_path"`
+	LogMaxSize       types.Int64  `tfsdk:"log_max_size"`
+	LogMaxFiles      types.Int64  `tfsdk:"log_max_files"`
 	Restart          types.String `tfsdk:"restart"`
 	StopSignal       types.String `tfsdk:"stop_signal"`
 
@@ -171,16 +177,7 @@ func (m containerModel) spec(ctx context.Context) (engine.ContainerSpec, diag.Di
 		diags.Append(m.Ports.ElementsAs(ctx, &ports, false)...)
 		spec.Ports = make([]engine.PortMapping, 0, len(ports))
 		for _, p := range ports {
-			proto := knownString(p.Protocol)
-			if proto == "" {
-				proto = defaultProtocol
-			}
-			spec.Ports = append(spec.Ports, engine.PortMapping{
-				HostIP:        knownString(p.IP),
-				HostPort:      int(p.External.ValueInt64()),
-				ContainerPort: int(p.Internal.ValueInt64()),
-				Protocol:      proto,
-			})
+			spec.Ports = append(spec.Ports, portMapping(p))
 		}
 	}
 	if !m.Mounts.IsNull() && !m.Mounts.IsUnknown() {
@@ -188,14 +185,13 @@ func (m containerModel) spec(ctx context.Context) (engine.ContainerSpec, diag.Di
 		diags.Append(m.Mounts.ElementsAs(ctx, &mounts, false)...)
 		spec.Mounts = make([]engine.Mount, 0, len(mounts))
 		for _, mt := range mounts {
-			spec.Mounts = append(spec.Mounts, engine.Mount{
-				Type:         engine.MountType(knownString(mt.Type)),
-				Source:       knownString(mt.Source),
-				Target:       knownString(mt.Target),
-				ReadOnly:     mt.ReadOnly.ValueBool(),
-				TmpfsSizeMiB: mt.TmpfsSize.ValueInt64(),
-			})
+			spec.Mounts = append(spec.Mounts, mountSpec(mt))
 		}
+	}
+	spec.SecretEnvVersion = knownString(m.SecretEnvVersion)
+	spec.Log = engine.LogOptions{
+		MaxSizeMiB: int(int64Or(m.LogMaxSize, engine.DefaultLogMaxSizeMiB)),
+		MaxFiles:   int(int64Or(m.LogMaxFiles, engine.DefaultLogMaxFiles)),
 	}
 	spec.Resources = engine.Resources{
 		MemoryMiB:     m.Memory.ValueInt64(),
@@ -222,6 +218,35 @@ func (m containerModel) spec(ctx context.Context) (engine.ContainerSpec, diag.Di
 	spec.Healthcheck = healthcheckSpec(ctx, m.Healthcheck, &diags)
 	spec.Upgrade = upgradeSpec(ctx, m.Upgrade, &diags)
 	return spec, diags
+}
+
+// portMapping is the engine's form of a published port.
+func portMapping(p portModel) engine.PortMapping {
+	return engine.PortMapping{
+		HostIP:        knownString(p.IP),
+		HostPort:      int(p.External.ValueInt64()),
+		ContainerPort: int(p.Internal.ValueInt64()),
+		Protocol:      stringOrDefault(knownString(p.Protocol), defaultProtocol),
+	}
+}
+
+// mountSpec is the engine's form of a mount.
+func mountSpec(m mountModel) engine.Mount {
+	return engine.Mount{
+		Type:         engine.MountType(knownString(m.Type)),
+		Source:       knownString(m.Source),
+		Target:       knownString(m.Target),
+		ReadOnly:     m.ReadOnly.ValueBool(),
+		TmpfsSizeMiB: m.TmpfsSize.ValueInt64(),
+	}
+}
+
+// int64Or is v's value, def when null or unknown.
+func int64Or(v types.Int64, def int64) int64 {
+	if v.IsNull() || v.IsUnknown() {
+		return def
+	}
+	return v.ValueInt64()
 }
 
 // knownString is v's value, "" when null or unknown.
@@ -252,7 +277,7 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 		ImageID:     types.StringValue(st.ImageDigest),
 		WorkingDir:  optionalString(st.Spec.WorkingDir),
 		User:        optionalString(st.Spec.User),
-		Running:     types.BoolValue(st.Status == engine.StatusRunning),
+		Running:     types.BoolValue(st.Spec.Running),
 		Status:      types.StringValue(string(st.Status)),
 		Timeouts:    prior.Timeouts,
 		Entrypoint:  stringsToList(st.Spec.Entrypoint, &diags),
@@ -270,6 +295,11 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 	m.IPAddress = optionalString(st.IPAddress)
 	m.MACAddress = optionalString(st.MACAddress)
 	m.LogPath = optionalString(st.LogPath)
+	m.SecretEnv = types.MapNull(types.StringType)
+	m.SecretEnvVersion = optionalString(st.Spec.SecretEnvVersion)
+	logOpts := st.Spec.Log
+	m.LogMaxSize = types.Int64Value(int64(intOr(logOpts.MaxSizeMiB, engine.DefaultLogMaxSizeMiB)))
+	m.LogMaxFiles = types.Int64Value(int64(intOr(logOpts.MaxFiles, engine.DefaultLogMaxFiles)))
 	m.KeepImageVolumes = types.BoolValue(st.Spec.KeepImageVolumes)
 	m.Restart = types.StringValue(stringOrDefault(string(st.Spec.Restart), defaultRestart))
 	m.StopSignal = types.StringValue(stringOrDefault(st.Spec.StopSignal, defaultStopSignal))
@@ -301,15 +331,23 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 	return m, diags
 }
 
-// userLabels drops the engine's own labels, which users cannot set.
+// userLabels drops the labels users cannot set (pouch's and containerd's
+// own), which the engine reads back with the user's.
 func userLabels(labels map[string]string) map[string]string {
 	out := make(map[string]string, len(labels))
 	for k, v := range labels {
-		if !strings.HasPrefix(k, reservedLabelPrefix) {
+		if engine.CheckLabelKey(k) == nil {
 			out[k] = v
 		}
 	}
 	return out
+}
+
+func intOr(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 func optionalString(s string) types.String {

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
-	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -23,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -82,31 +82,27 @@ func containerSchema(ctx context.Context) schema.Schema {
 				},
 			},
 			"name": schema.StringAttribute{
-				Description: "Name of the container, used as its containerd ID and as the import ID. " +
-					"It " + containerNameRule + ". Changing it replaces the container.",
+				Description: "Name of the container, used as its containerd ID and as the import ID: " +
+					engine.NameRule + ". Changing it replaces the container.",
 				Required: true,
 				PlanModifiers: []planmodifier.String{
 					stringplanmodifier.RequiresReplace(),
 				},
-				Validators: []validator.String{
-					stringvalidator.RegexMatches(containerNameRegexp, containerNameRule),
-				},
+				Validators: []validator.String{nameValidator},
 			},
 			"image": schema.StringAttribute{
 				Description: "Image reference, e.g. `busybox:1.36` or `registry.example:5000/app@sha256:...`; " +
 					"pulled when not present. Changing it upgrades the container in place (same ID, " +
 					"task restarted on the new image, rolled back to the old image on failure).",
-				Required: true,
-				Validators: []validator.String{
-					imageReference{},
-				},
+				Required:   true,
+				Validators: []validator.String{imageValidator},
 			},
 			"image_id": schema.StringAttribute{
 				Description: "Content digest of the image the container runs (its manifest or index). " +
 					"Computed; it changes when `image` changes or the container's image was changed outside Terraform.",
 				Computed: true,
 				PlanModifiers: []planmodifier.String{
-					sameWhileAttributeUnchanged{source: path.Root("image")},
+					sameWhileImageUnchanged(),
 				},
 			},
 			"entrypoint": schema.ListAttribute{
@@ -121,6 +117,7 @@ func containerSchema(ctx context.Context) schema.Schema {
 					listplanmodifier.UseStateForUnknown(),
 					nullWhenUnsetOnCreate{},
 				},
+				Validators: []validator.List{listvalidator.ValueStringsAre(argValidator)},
 			},
 			"command": schema.ListAttribute{
 				Description: "Overrides the image's CMD (the arguments of the entrypoint). Setting `command` " +
@@ -134,39 +131,48 @@ func containerSchema(ctx context.Context) schema.Schema {
 					listplanmodifier.UseStateForUnknown(),
 					nullWhenUnsetOnCreate{},
 				},
+				Validators: []validator.List{listvalidator.ValueStringsAre(argValidator)},
 			},
 			"env": schema.MapAttribute{
 				Description: "Environment variables added to (or overriding) the image's environment. " +
-					"Only these appear in state; the image's own variables still apply. Keys must be " +
-					"non-empty and must not contain `=`. " + restartsInPlace,
+					"Only these appear in state (and in plans, in full: use `secret_env` for secrets); the image's " +
+					"own variables still apply. Keys must be non-empty and contain neither `=` nor NUL. " + restartsInPlace,
 				ElementType: types.StringType,
 				Optional:    true,
-				Validators: []validator.Map{
-					mapvalidator.KeysAre(
-						stringvalidator.LengthAtLeast(1),
-						stringvalidator.RegexMatches(regexp.MustCompile(`^[^=]*$`), "must not contain '='"),
-					),
-				},
+				Validators:  []validator.Map{mapRule{check: engine.CheckEnv, summary: "Invalid environment variable"}},
+			},
+			"secret_env": schema.MapAttribute{
+				Description: "Environment variables whose values are secret (Terraform 1.11 or later: a write-only " +
+					"attribute). The task gets them like `env`, but they never appear in the plan, the state, the " +
+					"provider's logs or its errors, and pouch records only their names. Because Terraform keeps no " +
+					"copy, it cannot tell when they change: they are applied when the container is created and when " +
+					"`secret_env_version` changes (which restarts the container in place); other updates keep the " +
+					"values the task has. A variable is set in `env` or here, not both. Older Terraform and OpenTofu " +
+					"versions refuse the attribute; use `env` with a sensitive variable there (its value is then in state).",
+				ElementType: types.StringType,
+				Optional:    true,
+				Sensitive:   true,
+				WriteOnly:   true,
+				Validators:  []validator.Map{mapRule{check: engine.CheckEnv, summary: "Invalid environment variable"}},
+			},
+			"secret_env_version": schema.StringAttribute{
+				Description: "Any value of your choice, e.g. a version number or a hash of the secrets; change it to " +
+					"apply new `secret_env` values. " + restartsInPlace,
+				Optional: true,
 			},
 			"labels": schema.MapAttribute{
 				Description: "Labels set on the containerd container. Keys must not start with `" +
-					reservedLabelPrefix + "` (reserved for pouch). " + withoutRestart,
+					strings.Join(engine.ReservedLabelPrefixes(), "`, `") + "` (reserved: pouch and containerd act on " +
+					"those), and a key and its value take at most 4096 bytes together. " + withoutRestart,
 				ElementType: types.StringType,
 				Optional:    true,
-				Validators: []validator.Map{
-					mapvalidator.KeysAre(
-						stringvalidator.LengthAtLeast(1),
-						noPrefix{prefix: reservedLabelPrefix},
-					),
-				},
+				Validators:  []validator.Map{mapRule{check: engine.CheckLabels, summary: "Invalid label"}},
 			},
 			"working_dir": schema.StringAttribute{
 				Description: "Absolute working directory of the process; when left out the image's " +
 					"WORKDIR applies (not shown in state). " + restartsInPlace,
-				Optional: true,
-				Validators: []validator.String{
-					stringvalidator.RegexMatches(regexp.MustCompile(`^/`), "must be an absolute path"),
-				},
+				Optional:   true,
+				Validators: []validator.String{absolutePathValidator},
 			},
 			"user": schema.StringAttribute{
 				Description: "User (`name`, `uid`, `uid:gid` or `name:group`) the process runs as; when left " +
@@ -199,12 +205,10 @@ func containerSchema(ctx context.Context) schema.Schema {
 			"stop_timeout": schema.Int64Attribute{
 				Description: "Seconds a stop waits after `stop_signal` before sending SIGKILL (default 10; " +
 					"0 kills at once). " + withoutRestart,
-				Optional: true,
-				Computed: true,
-				Default:  int64default.StaticInt64(defaultStopTimeout),
-				Validators: []validator.Int64{
-					int64validator.AtLeast(0),
-				},
+				Optional:   true,
+				Computed:   true,
+				Default:    int64default.StaticInt64(defaultStopTimeout),
+				Validators: []validator.Int64{stopTimeoutValidator},
 			},
 			"status": schema.StringAttribute{
 				Description: "State of the container's task as last read: `running`, `stopped`, `created`, " +
@@ -272,6 +276,7 @@ func (r *containerResource) Create(ctx context.Context, req resource.CreateReque
 	resp.Diagnostics.Append(diags...)
 	spec, diags := plan.spec(ctx)
 	resp.Diagnostics.Append(diags...)
+	spec.SecretEnv = secretEnv(ctx, req.Config, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -338,6 +343,7 @@ func (r *containerResource) Update(ctx context.Context, req resource.UpdateReque
 	resp.Diagnostics.Append(diags...)
 	spec, diags := plan.spec(ctx)
 	resp.Diagnostics.Append(diags...)
+	spec.SecretEnv = secretEnv(ctx, req.Config, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		// resp.State starts as the plan: record the prior state instead.
 		resp.State.Raw = req.State.Raw.Copy()
@@ -423,13 +429,20 @@ func (r *containerResource) Delete(ctx context.Context, req resource.DeleteReque
 }
 
 func (r *containerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if !containerNameRegexp.MatchString(req.ID) {
-		resp.Diagnostics.AddError("Invalid import ID",
-			fmt.Sprintf("The import ID is the container's name, which %s; got %q.", containerNameRule, req.ID))
+	if err := engine.CheckName(req.ID); err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("The import ID is the container's name, which %v.", err))
 		return
 	}
 	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+}
+
+// secretEnv reads the write-only secret_env from the configuration, the
+// only place Terraform passes it; nil when it is not set.
+func secretEnv(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics) map[string]string {
+	var m types.Map
+	diags.Append(config.GetAttribute(ctx, path.Root("secret_env"), &m)...)
+	return mapToStrings(ctx, m, diags)
 }
 
 // addEngineError adds err as one error diagnostic. An unreachable daemon

@@ -418,9 +418,12 @@ func TestAccContainer_failedUpdateRecordsTruth(t *testing.T) {
 	env.ImportImage(t, broken)
 
 	ctx := context.Background()
-	eng := engine.New(engine.Options{
+	eng, err := engine.New(engine.Options{
 		Address: env.Address, Namespace: env.Namespace, Snapshotter: env.Snapshotter, DataRoot: env.DataRoot,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := eng.Delete(ctx, name); err != nil {
 			t.Errorf("delete: %v", err)

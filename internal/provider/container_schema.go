@@ -3,9 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"net/netip"
-	"path"
-	"regexp"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -15,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -39,8 +37,6 @@ const (
 // statefulAttributes are the pouch_container attributes for stateful
 // services: networking, mounts, resources, restart policy and security.
 func statefulAttributes() map[string]schema.Attribute {
-	capName := stringvalidator.RegexMatches(capabilityRegexp,
-		`must be a capability name such as "NET_ADMIN" or "CAP_NET_ADMIN"`)
 	return map[string]schema.Attribute{
 		"hostname": schema.StringAttribute{
 			Description: "Host name of the container; defaults to `name`. " + restartsInPlace,
@@ -49,10 +45,7 @@ func statefulAttributes() map[string]schema.Attribute {
 			PlanModifiers: []planmodifier.String{
 				defaultFromAttribute{source: fwpath.Root("name")},
 			},
-			Validators: []validator.String{
-				stringvalidator.LengthBetween(1, 253),
-				stringvalidator.RegexMatches(hostnameRegexp, hostnameRule),
-			},
+			Validators: []validator.String{hostnameValidator},
 		},
 		"ip_address": schema.StringAttribute{
 			Description: "IPv4 address of the container on the bridge network; null for `host` and `none`. " +
@@ -79,24 +72,25 @@ func statefulAttributes() map[string]schema.Attribute {
 					"internal": schema.Int64Attribute{
 						Description: "Port in the container, 1 to 65535.",
 						Required:    true,
-						Validators:  []validator.Int64{int64validator.Between(1, 65535)},
+						Validators:  []validator.Int64{portValidator},
 					},
 					"external": schema.Int64Attribute{
-						Description: "Port on the host, 1 to 65535.",
-						Required:    true,
-						Validators:  []validator.Int64{int64validator.Between(1, 65535)},
+						Description: "Port on the host, 1 to 65535. No other container of the namespace may publish it " +
+							"(checked when the container is created or its ports change).",
+						Required:   true,
+						Validators: []validator.Int64{portValidator},
 					},
 					"ip": schema.StringAttribute{
 						Description: "Host address the port is published on, e.g. `127.0.0.1`; all addresses when left out.",
 						Optional:    true,
-						Validators:  []validator.String{ipAddress{}},
+						Validators:  []validator.String{hostIPValidator},
 					},
 					"protocol": schema.StringAttribute{
 						Description: "`tcp` (the default) or `udp`.",
 						Optional:    true,
 						Computed:    true,
 						Default:     stringdefault.StaticString(defaultProtocol),
-						Validators:  []validator.String{stringvalidator.OneOf("tcp", "udp")},
+						Validators:  []validator.String{stringvalidator.OneOf(engine.Protocols...)},
 					},
 				},
 			},
@@ -121,9 +115,9 @@ func statefulAttributes() map[string]schema.Attribute {
 						Optional: true,
 					},
 					"target": schema.StringAttribute{
-						Description: "Absolute path in the container.",
+						Description: "Absolute path in the container, other than `/` and outside `/proc` and `/sys`.",
 						Required:    true,
-						Validators:  []validator.String{absolutePath{}},
+						Validators:  []validator.String{mountTargetValidator},
 					},
 					"read_only": schema.BoolAttribute{
 						Description: "Mount read-only. Defaults to false.",
@@ -134,7 +128,7 @@ func statefulAttributes() map[string]schema.Attribute {
 					"tmpfs_size": schema.Int64Attribute{
 						Description: "Size limit of a `tmpfs` in MiB; the kernel's default (half of RAM) when left out.",
 						Optional:    true,
-						Validators:  []validator.Int64{int64validator.AtLeast(1)},
+						Validators:  []validator.Int64{memoryValidator},
 					},
 				},
 			},
@@ -164,15 +158,33 @@ func statefulAttributes() map[string]schema.Attribute {
 				},
 			},
 			PlanModifiers: []planmodifier.List{
-				sameWhileAttributeUnchanged{source: fwpath.Root("image"), more: []fwpath.Path{fwpath.Root("mounts")}},
+				sameWhileAttributeUnchanged{source: fwpath.Root("image"), image: true, more: []fwpath.Path{fwpath.Root("mounts")}},
 			},
 		},
 		"log_path": schema.StringAttribute{
-			Description: "File on the host that receives the task's standard output and error. Computed.",
-			Computed:    true,
+			Description: "File on the host that receives the task's standard output and error. It rotates at " +
+				"`log_max_size`: the older files sit beside it, with a timestamp in their names. Computed.",
+			Computed: true,
 			PlanModifiers: []planmodifier.String{
 				stringplanmodifier.UseStateForUnknown(),
 			},
+		},
+		"log_max_size": schema.Int64Attribute{
+			Description: fmt.Sprintf("Size in MiB at which the container's log rotates (default %d). ", engine.DefaultLogMaxSizeMiB) +
+				"The provider's own binary, installed once under `data_root`, writes the log for containerd " +
+				"(containerd's own log file never rotates). " + restartsInPlace,
+			Optional:   true,
+			Computed:   true,
+			Default:    int64default.StaticInt64(engine.DefaultLogMaxSizeMiB),
+			Validators: []validator.Int64{logMaxSizeValidator},
+		},
+		"log_max_files": schema.Int64Attribute{
+			Description: fmt.Sprintf("Number of log files kept, the current one included (default %d): the log "+
+				"takes at most `log_max_size` times this. ", engine.DefaultLogMaxFiles) + restartsInPlace,
+			Optional:   true,
+			Computed:   true,
+			Default:    int64default.StaticInt64(engine.DefaultLogMaxFiles),
+			Validators: []validator.Int64{logMaxFilesValidator},
 		},
 		"restart": schema.StringAttribute{
 			Description: "What happens when the task exits on its own: `no` (the default), `always` " +
@@ -190,37 +202,39 @@ func statefulAttributes() map[string]schema.Attribute {
 			Optional:   true,
 			Computed:   true,
 			Default:    stringdefault.StaticString(defaultStopSignal),
-			Validators: []validator.String{stringvalidator.OneOf(knownSignals...)},
+			Validators: []validator.String{signalValidator},
 		},
 		"memory": schema.Int64Attribute{
-			Description: "Memory limit in MiB; unlimited when left out. " + resizesLive,
+			Description: fmt.Sprintf("Memory limit in MiB (1 to %d); unlimited when left out. ", engine.MaxMemoryMiB) + resizesLive,
 			Optional:    true,
-			Validators:  []validator.Int64{int64validator.AtLeast(1)},
+			Validators:  []validator.Int64{memoryValidator},
 		},
 		"memory_swap": schema.Int64Attribute{
 			Description: "Limit of memory plus swap in MiB: -1 for unlimited swap, else at least `memory`; " +
 				"needs `memory`. " + resizesLive,
 			Optional: true,
 			Validators: []validator.Int64{
-				int64validator.AtLeast(-1),
-				int64validator.NoneOf(0),
+				memorySwapValidator,
 				int64validator.AlsoRequires(fwpath.MatchRoot("memory")),
 			},
 		},
 		"cpus": schema.Float64Attribute{
-			Description: "CPU quota in CPUs, e.g. `0.5` for half a CPU; unlimited when left out. " + resizesLive,
-			Optional:    true,
-			Validators:  []validator.Float64{positiveFloat{}},
+			Description: fmt.Sprintf("CPU quota in CPUs, e.g. `0.5` for half a CPU (%v to %v); unlimited when left out. ",
+				engine.MinCPUs, engine.MaxCPUs) + resizesLive,
+			Optional:   true,
+			Validators: []validator.Float64{cpusValidator},
 		},
 		"cpu_shares": schema.Int64Attribute{
-			Description: "Relative CPU weight (cgroup cpu.shares), at least 2. " + resizesLive,
-			Optional:    true,
-			Validators:  []validator.Int64{int64validator.AtLeast(2)},
+			Description: fmt.Sprintf("Relative CPU weight (cgroup cpu.shares), %d to %d. ", engine.MinCPUShares, engine.MaxCPUShares) +
+				resizesLive,
+			Optional:   true,
+			Validators: []validator.Int64{cpuSharesValidator},
 		},
 		"pids_limit": schema.Int64Attribute{
-			Description: "Maximum number of processes in the container; unlimited when left out. " + resizesLive,
-			Optional:    true,
-			Validators:  []validator.Int64{int64validator.AtLeast(1)},
+			Description: fmt.Sprintf("Maximum number of processes in the container (1 to %d); unlimited when left out. ",
+				engine.MaxPidsLimit) + resizesLive,
+			Optional:   true,
+			Validators: []validator.Int64{pidsLimitValidator},
 		},
 		"privileged": schema.BoolAttribute{
 			Description: "Run with all capabilities, all devices and no seccomp filter. Defaults to false. " +
@@ -238,20 +252,22 @@ func statefulAttributes() map[string]schema.Attribute {
 		},
 		"capabilities": schema.SingleNestedAttribute{
 			Description: "Linux capabilities added to or dropped from containerd's default set, e.g. " +
-				"`NET_ADMIN` or `CAP_NET_ADMIN`. " + restartsInPlace,
+				"`NET_ADMIN` or `CAP_NET_ADMIN` (any case); `ALL` stands for every capability of the host's kernel. " +
+				"The drops apply first, then the additions (`drop = [\"ALL\"]` with `add = [\"NET_BIND_SERVICE\"]` " +
+				"keeps that one only). A name the host's kernel does not have fails the apply. " + restartsInPlace,
 			Optional: true,
 			Attributes: map[string]schema.Attribute{
 				"add": schema.ListAttribute{
 					Description: "Capabilities to add.",
 					ElementType: types.StringType,
 					Optional:    true,
-					Validators:  []validator.List{listvalidator.ValueStringsAre(capName)},
+					Validators:  []validator.List{listvalidator.ValueStringsAre(capabilityValidator)},
 				},
 				"drop": schema.ListAttribute{
 					Description: "Capabilities to drop.",
 					ElementType: types.StringType,
 					Optional:    true,
-					Validators:  []validator.List{listvalidator.ValueStringsAre(capName)},
+					Validators:  []validator.List{listvalidator.ValueStringsAre(capabilityValidator)},
 				},
 			},
 		},
@@ -261,7 +277,7 @@ func statefulAttributes() map[string]schema.Attribute {
 			Optional:   true,
 			Computed:   true,
 			Default:    stringdefault.StaticString(defaultSeccomp),
-			Validators: []validator.String{seccompProfile{}},
+			Validators: []validator.String{seccompValidator},
 		},
 		"no_new_privileges": schema.BoolAttribute{
 			Description: "Set no_new_privileges: setuid binaries cannot gain privileges. Defaults to true. " +
@@ -273,9 +289,10 @@ func statefulAttributes() map[string]schema.Attribute {
 	}
 }
 
-// ValidateConfig checks what single attribute validators cannot: ports only
-// on the bridge network, unique published ports, the consistency of each
-// mount, unique mount targets and memory_swap against memory.
+// ValidateConfig checks what single attribute validators cannot, with the
+// engine's rules for the whole value: ports (on the bridge network only,
+// none published twice), mounts (each consistent, no target twice) and
+// memory_swap against memory.
 func (r *containerResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var cfg containerModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
@@ -283,13 +300,15 @@ func (r *containerResource) ValidateConfig(ctx context.Context, req resource.Val
 		return
 	}
 	validatePorts(ctx, cfg, &resp.Diagnostics)
-	validateMounts(ctx, cfg.Mounts, &resp.Diagnostics)
-
+	if mounts, ok := knownMounts(ctx, cfg.Mounts); ok {
+		if err := engine.CheckMounts(mounts); err != nil {
+			addEngineRuleError(&resp.Diagnostics, fwpath.Empty(), "Invalid mount", err)
+		}
+	}
 	if !cfg.Memory.IsNull() && !cfg.Memory.IsUnknown() && !cfg.MemorySwap.IsNull() && !cfg.MemorySwap.IsUnknown() {
-		if swap, mem := cfg.MemorySwap.ValueInt64(), cfg.Memory.ValueInt64(); swap != -1 && swap < mem {
+		if err := engine.CheckMemorySwapMiB(cfg.MemorySwap.ValueInt64(), cfg.Memory.ValueInt64()); err != nil {
 			resp.Diagnostics.AddAttributeError(fwpath.Root("memory_swap"), "Invalid memory_swap",
-				fmt.Sprintf("Attribute memory_swap (%d MiB) is memory plus swap: it must be -1 (unlimited swap) "+
-					"or at least memory (%d MiB).", swap, mem))
+				fmt.Sprintf("Attribute memory_swap %v.", err))
 		}
 	}
 }
@@ -309,88 +328,34 @@ func validatePorts(ctx context.Context, cfg containerModel, diags *diag.Diagnost
 	if d := cfg.Ports.ElementsAs(ctx, &ports, false); d.HasError() {
 		return // unknown elements
 	}
-	seen := map[string]int{}
-	for i, p := range ports {
-		if p.External.IsUnknown() || p.IP.IsUnknown() || p.Protocol.IsUnknown() {
-			continue
+	spec := make([]engine.PortMapping, 0, len(ports))
+	for _, p := range ports {
+		if p.External.IsUnknown() || p.Internal.IsUnknown() || p.IP.IsUnknown() || p.Protocol.IsUnknown() {
+			return
 		}
-		ip := knownString(p.IP)
-		if a, err := netip.ParseAddr(ip); err == nil && a.IsUnspecified() {
-			ip = ""
-		}
-		proto := knownString(p.Protocol)
-		if proto == "" {
-			proto = defaultProtocol
-		}
-		key := fmt.Sprintf("%s|%d|%s", ip, p.External.ValueInt64(), proto)
-		if j, ok := seen[key]; ok {
-			addr := ip
-			if addr == "" {
-				addr = "all addresses"
-			}
-			diags.AddAttributeError(fwpath.Root("ports").AtListIndex(i).AtName("external"), "Duplicate published port",
-				fmt.Sprintf("Attribute ports[%d] publishes %s port %d on %s, as ports[%d] does already.",
-					i, proto, p.External.ValueInt64(), addr, j))
-			continue
-		}
-		seen[key] = i
+		spec = append(spec, portMapping(p))
+	}
+	if err := engine.CheckPorts(spec); err != nil {
+		addEngineRuleError(diags, fwpath.Empty(), "Invalid port", err)
 	}
 }
 
-func validateMounts(ctx context.Context, mounts types.List, diags *diag.Diagnostics) {
-	if mounts.IsNull() || mounts.IsUnknown() {
-		return
+// knownMounts converts the mounts of a configuration; ok is false while
+// any part of them is unknown.
+func knownMounts(ctx context.Context, l types.List) ([]engine.Mount, bool) {
+	if l.IsNull() || l.IsUnknown() {
+		return nil, false
 	}
 	var ms []mountModel
-	if d := mounts.ElementsAs(ctx, &ms, false); d.HasError() {
-		return
+	if d := l.ElementsAs(ctx, &ms, false); d.HasError() {
+		return nil, false
 	}
-	targets := map[string]int{}
-	for i, m := range ms {
-		at := func(name string) fwpath.Path { return fwpath.Root("mounts").AtListIndex(i).AtName(name) }
-		typ := m.Type.ValueString()
-		known := !m.Type.IsUnknown() && !m.Source.IsUnknown()
-		src := knownString(m.Source)
-		switch {
-		case !known:
-		case typ == string(engine.MountTmpfs) && !m.Source.IsNull():
-			diags.AddAttributeError(at("source"), "Invalid mount",
-				fmt.Sprintf("Attribute mounts[%d].source must be left out for a tmpfs mount, got %q.", i, src))
-		case typ == string(engine.MountBind) && checkAbsolutePath(src) != "":
-			diags.AddAttributeError(at("source"), "Invalid mount",
-				fmt.Sprintf("Attribute mounts[%d].source of a bind mount must be an absolute host path, got %q.", i, src))
-		case typ == string(engine.MountVolume) && m.Source.IsNull():
-			diags.AddAttributeError(at("source"), "Invalid mount",
-				fmt.Sprintf("Attribute mounts[%d].source must name the volume of a volume mount "+
-					"(for example pouch_volume.data.name).", i))
-		case typ == string(engine.MountVolume) && !containerNameRegexp.MatchString(src):
-			diags.AddAttributeError(at("source"), "Invalid mount",
-				fmt.Sprintf("Attribute mounts[%d].source must be a volume name, which %s; got %q.", i, volumeNameRule, src))
+	out := make([]engine.Mount, 0, len(ms))
+	for _, m := range ms {
+		if m.Type.IsUnknown() || m.Source.IsUnknown() || m.Target.IsUnknown() || m.TmpfsSize.IsUnknown() {
+			return nil, false
 		}
-		if !m.Type.IsUnknown() && typ != string(engine.MountTmpfs) && !m.TmpfsSize.IsNull() {
-			diags.AddAttributeError(at("tmpfs_size"), "Invalid mount",
-				fmt.Sprintf("Attribute mounts[%d].tmpfs_size only applies to tmpfs mounts, this one is %q.", i, typ))
-		}
-		if m.Target.IsUnknown() || m.Target.IsNull() || checkAbsolutePath(m.Target.ValueString()) != "" {
-			continue
-		}
-		target := path.Clean(m.Target.ValueString())
-		if target == "/" {
-			diags.AddAttributeError(at("target"), "Invalid mount",
-				fmt.Sprintf("Attribute mounts[%d].target must not be the root directory.", i))
-			continue
-		}
-		if j, ok := targets[target]; ok {
-			diags.AddAttributeError(at("target"), "Duplicate mount target",
-				fmt.Sprintf("Attribute mounts[%d].target %s is already the target of mounts[%d].", i, target, j))
-			continue
-		}
-		targets[target] = i
+		out = append(out, mountSpec(m))
 	}
+	return out, true
 }
-
-// hostnameRegexp is an RFC 1123 host name (underscores tolerated).
-var hostnameRegexp = regexp.MustCompile(
-	`^[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?)*$`)
-
-const hostnameRule = "must be a host name: labels of letters, digits and '-', separated by '.'"

@@ -110,7 +110,7 @@ func TestContainer_validation(t *testing.T) {
 		{"name": "web", "image": "busybox"},
 		{"name": "a", "image": "busybox:1.36"},
 		{"name": "web-1.blue_x", "image": "docker.io/library/alpine:3.20"},
-		{"name": strings.Repeat("a", 128), "image": "127.0.0.1:5000/pouchtest/app:v1"},
+		{"name": strings.Repeat("a", 76), "image": "127.0.0.1:5000/pouchtest/app:v1"},
 		{"name": "web", "image": "registry.example:5000/app@" + digest},
 		{"name": "web", "image": "busybox", "env": map[string]string{"A": "1", "B_C": "x=y"}},
 		{"name": "web", "image": "busybox", "labels": map[string]string{"app": "web", "io.other": "x"}},
@@ -138,11 +138,12 @@ func TestContainer_validation(t *testing.T) {
 		attr string // the attribute the diagnostic must name
 		want string // text the diagnostic must contain
 	}{
-		{attrs{"name": "-web", "image": "busybox"}, "name", "start with a letter or digit"},
-		{attrs{"name": "web server", "image": "busybox"}, "name", "only letters, digits"},
-		{attrs{"name": "web/1", "image": "busybox"}, "name", "only letters, digits"},
-		{attrs{"name": "", "image": "busybox"}, "name", "1 to 128 characters"},
-		{attrs{"name": strings.Repeat("a", 129), "image": "busybox"}, "name", "1 to 128 characters"},
+		{attrs{"name": "-web", "image": "busybox"}, "name", "starting and ending with a letter or digit"},
+		{attrs{"name": "web-", "image": "busybox"}, "name", "starting and ending with a letter or digit"},
+		{attrs{"name": "web server", "image": "busybox"}, "name", "letters and digits"},
+		{attrs{"name": "web/1", "image": "busybox"}, "name", "letters and digits"},
+		{attrs{"name": "", "image": "busybox"}, "name", "1 to 76"},
+		{attrs{"name": strings.Repeat("a", 77), "image": "busybox"}, "name", "1 to 76"},
 		{attrs{"name": "web", "image": ""}, "image", "must not be empty"},
 		{attrs{"name": "web", "image": "busybox latest"}, "image", "whitespace"},
 		{attrs{"name": "web", "image": " busybox"}, "image", "whitespace"},
@@ -150,21 +151,30 @@ func TestContainer_validation(t *testing.T) {
 		{attrs{"name": "web", "image": "busybox:"}, "image", "image reference"},
 		{attrs{"name": "web", "image": "busybox@sha256:abc"}, "image", "image reference"},
 		{attrs{"name": "web", "image": "busybox", "env": map[string]string{"A=B": "1"}}, "env", "must not contain '='"},
-		{attrs{"name": "web", "image": "busybox", "env": map[string]string{"": "1"}}, "env", "at least 1"},
+		{attrs{"name": "web", "image": "busybox", "env": map[string]string{"": "1"}}, "env", "must not be empty"},
+		{attrs{"name": "web", "image": "busybox", "env": map[string]string{"A": "x\x00y"}}, "env", "must not contain NUL"},
+		{attrs{"name": "web", "image": "busybox", "command": []string{"sh", "a\x00b"}}, "command", "must not contain NUL"},
+		{attrs{"name": "web", "image": "busybox", "labels": map[string]string{"containerd.io/restart.status": "running"}}, "labels", "reserved"},
+		{attrs{"name": "web", "image": "busybox", "labels": map[string]string{"io.containerd.x": "y"}}, "labels", "reserved"},
+		{attrs{"name": "web", "image": "busybox", "labels": map[string]string{"big": strings.Repeat("v", 4094)}}, "labels", "4096 bytes"},
+		{attrs{"name": "web", "image": "busybox", "memory": int64(1) << 44}, "memory", "between 1 and"},
+		{attrs{"name": "web", "image": "busybox", "cpus": 1e30}, "cpus", "between 0.01 and 4096"},
+		{attrs{"name": "web", "image": "busybox", "cpu_shares": int64(1) << 40}, "cpu_shares", "between 2 and 262144"},
+		{attrs{"name": "web", "image": "busybox", "pids_limit": int64(1) << 40}, "pids_limit", "between 1 and"},
 		{attrs{"name": "web", "image": "busybox", "labels": map[string]string{"io.pouch.record": "x"}}, "labels", "reserved"},
 		{attrs{"name": "web", "image": "busybox", "network_mode": "overlay"}, "network_mode", "bridge"},
-		{attrs{"name": "web", "image": "busybox", "memory": int64(0)}, "memory", "at least 1"},
+		{attrs{"name": "web", "image": "busybox", "memory": int64(0)}, "memory", "between 1 and"},
 		{attrs{"name": "web", "image": "busybox", "memory": int64(64), "memory_swap": int64(32)}, "memory_swap", "at least memory"},
 		{attrs{"name": "web", "image": "busybox", "memory_swap": int64(-1)}, "memory_swap", "memory"},
-		{attrs{"name": "web", "image": "busybox", "cpus": float64(0)}, "cpus", "greater than 0"},
-		{attrs{"name": "web", "image": "busybox", "cpus": float64(-0.5)}, "cpus", "greater than 0"},
-		{attrs{"name": "web", "image": "busybox", "cpu_shares": int64(1)}, "cpu_shares", "at least 2"},
-		{attrs{"name": "web", "image": "busybox", "pids_limit": int64(0)}, "pids_limit", "at least 1"},
+		{attrs{"name": "web", "image": "busybox", "cpus": float64(0)}, "cpus", "between 0.01 and"},
+		{attrs{"name": "web", "image": "busybox", "cpus": float64(-0.5)}, "cpus", "between 0.01 and"},
+		{attrs{"name": "web", "image": "busybox", "cpu_shares": int64(1)}, "cpu_shares", "between 2 and"},
+		{attrs{"name": "web", "image": "busybox", "pids_limit": int64(0)}, "pids_limit", "between 1 and"},
 		{attrs{"name": "web", "image": "busybox", "restart": "on-failure"}, "restart", "unless-stopped"},
 		{attrs{"name": "web", "image": "busybox", "stop_signal": "TERM"}, "stop_signal", "SIGTERM"},
 		{attrs{"name": "web", "image": "busybox", "seccomp_profile": "strict"}, "seccomp_profile", "unconfined"},
 		{attrs{"name": "web", "image": "busybox", "hostname": "web server"}, "hostname", "host name"},
-		{attrs{"name": "web", "image": "busybox", "stop_timeout": int64(-1)}, "stop_timeout", "at least 0"},
+		{attrs{"name": "web", "image": "busybox", "stop_timeout": int64(-1)}, "stop_timeout", "between 0 and"},
 		{attrs{"name": "web", "image": "busybox", "working_dir": "srv"}, "working_dir", "absolute path"},
 		{attrs{"name": "web", "image": "busybox", "user": ""}, "user", "at least 1"},
 	}
@@ -252,7 +262,7 @@ func priorContainer() attrs {
 		"ip_address": "10.88.0.5", "mac_address": "0a:58:0a:58:00:05", "hostname": "c1", "keep_image_volumes": false, "image_volumes": emptyList{},
 		"log_path": "/var/lib/pouch/logs/c1/c1.log", "restart": "no", "stop_signal": "SIGTERM",
 		"privileged": false, "read_only_rootfs": false, "seccomp_profile": "default", "no_new_privileges": true,
-		"upgrade": upgradeValue(0, true, 0, false),
+		"upgrade": upgradeValue(1, true, 0, false), "log_max_size": int64(20), "log_max_files": int64(5),
 	}
 }
 
@@ -414,6 +424,7 @@ func TestContainer_modelRoundTrip(t *testing.T) {
 	st.Spec.NetworkMode = ""
 	st.Spec.Command = nil
 	st.Status = engine.StatusRunning
+	st.Spec.Running = true // the engine reads a running task as running
 	imported := containerModel{Name: types.StringValue("c1"), ID: types.StringValue("c1")}
 	imported.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx))
 	got, diags = containerFromState(ctx, st, imported)
@@ -469,7 +480,8 @@ func TestContainer_statefulRoundTrip(t *testing.T) {
 			Security: engine.Security{
 				ReadOnlyRootfs: true, CapAdd: []string{"NET_ADMIN"}, SeccompProfile: "unconfined", AllowNewPrivileges: true,
 			},
-			Restart: engine.RestartAlways, Hostname: "db",
+			Restart: engine.RestartAlways, Hostname: "db", Running: true,
+			Log: engine.LogOptions{MaxSizeMiB: 20, MaxFiles: 5},
 		},
 		IPAddress: "10.88.0.7", MACAddress: "0a:58:0a:58:00:07", LogPath: "/var/lib/pouch/logs/c1/c1.log",
 		ImageVolumes: []engine.ImageVolume{{Target: "/var/lib/app", Path: "/var/lib/pouch/volumes/pouch/_anonymous/c1/x"}},

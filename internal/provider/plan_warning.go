@@ -151,9 +151,10 @@ func imageUpgradeDetail(ctx context.Context, oldSpec, newSpec engine.ContainerSp
 	} else {
 		b.WriteString("and restarts on the new image. ")
 		var checks []string
-		if policyKnown && newSpec.Healthcheck != nil {
-			checks = append(checks, fmt.Sprintf("the health check %q must pass (up to %d tries)",
-				strings.Join(newSpec.Healthcheck.Command, " "), newSpec.Healthcheck.Retries))
+		if policyKnown && newSpec.Healthcheck != nil && len(newSpec.Healthcheck.Command) > 0 {
+			// The command's first word only: its arguments may hold secrets.
+			checks = append(checks, fmt.Sprintf("the health check (%q ...) must pass (up to %d tries)",
+				newSpec.Healthcheck.Command[0], newSpec.Healthcheck.Retries))
 		}
 		if policyKnown && newSpec.Upgrade.VerifySeconds > 0 {
 			checks = append(checks, fmt.Sprintf("the new task must keep running for %d seconds (upgrade.verify_seconds)",

@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine"
 )
 
 // nullWhenUnsetOnCreate plans null for an Optional+Computed list that the
@@ -44,6 +46,16 @@ type sameWhileAttributeUnchanged struct {
 	source path.Path
 	// more are further sources.
 	more []path.Path
+	// image says that source is an image reference, unchanged while it
+	// names the same image as the engine resolves it ("busybox" and
+	// "docker.io/library/busybox:latest" are one image): the engine's
+	// decision, so that the plan shows what Update does.
+	image bool
+}
+
+// sameWhileImageUnchanged keeps image_id while image names the same image.
+func sameWhileImageUnchanged() sameWhileAttributeUnchanged {
+	return sameWhileAttributeUnchanged{source: path.Root("image"), image: true}
 }
 
 var (
@@ -70,12 +82,23 @@ func (m sameWhileAttributeUnchanged) MarkdownDescription(ctx context.Context) st
 // unchanged reports whether every source is planned equal to its prior
 // value.
 func (m sameWhileAttributeUnchanged) unchanged(ctx context.Context, plan tfsdk.Plan, state tfsdk.State, diags *diag.Diagnostics) bool {
-	for _, p := range m.sources() {
+	for i, p := range m.sources() {
 		var planned, prior attr.Value
 		d := plan.GetAttribute(ctx, p, &planned)
 		d.Append(state.GetAttribute(ctx, p, &prior)...)
 		diags.Append(d...)
-		if d.HasError() || planned == nil || prior == nil || planned.IsUnknown() || !planned.Equal(prior) {
+		if d.HasError() || planned == nil || prior == nil || planned.IsUnknown() {
+			return false
+		}
+		if i == 0 && m.image {
+			a, okA := planned.(types.String)
+			b, okB := prior.(types.String)
+			if !okA || !okB || !engine.SameImage(a.ValueString(), b.ValueString()) {
+				return false
+			}
+			continue
+		}
+		if !planned.Equal(prior) {
 			return false
 		}
 	}

@@ -52,12 +52,6 @@ type providerModel struct {
 	CNIConfigFile types.String `tfsdk:"cni_config_file"`
 }
 
-// Defaults of the bridge network.
-const (
-	defaultBridgeName   = "pouch0"
-	defaultBridgeSubnet = "10.88.0.0/16"
-)
-
 // providerData is what Configure hands to resources. engine is nil when the
 // configuration was not known yet (plan time with values computed from other
 // resources): resources then keep their prior state on refresh.
@@ -72,6 +66,7 @@ func (p *pouchProvider) Metadata(_ context.Context, _ provider.MetadataRequest, 
 
 func (p *pouchProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
 	nonEmpty := []validator.String{stringvalidator.LengthAtLeast(1)}
+	defaultBridgeName, defaultBridgeSubnet := engine.DefaultBridge, engine.DefaultSubnet
 	resp.Schema = schema.Schema{
 		Description: "Runs containers on containerd and upgrades them in place: changing a container's " +
 			"image swaps its root filesystem onto the new image while keeping the container ID, " +
@@ -85,9 +80,12 @@ func (p *pouchProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 			},
 			"namespace": schema.StringAttribute{
 				Description: "containerd namespace holding the provider's containers, images and snapshots. " +
-					"Defaults to the `" + envNamespace + "` environment variable, else `" + engine.DefaultNamespace + "`.",
+					"Defaults to the `" + envNamespace + "` environment variable, else `" + engine.DefaultNamespace + "`. " +
+					"Several provider configurations may share a data root and a bridge with different namespaces: " +
+					"their containers' network state is kept apart, and containers of the same name in two " +
+					"namespaces get two addresses.",
 				Optional:   true,
-				Validators: nonEmpty,
+				Validators: []validator.String{namespaceValidator},
 			},
 			"snapshotter": schema.StringAttribute{
 				Description: "containerd snapshotter for container root filesystems. Defaults to `" +
@@ -101,30 +99,31 @@ func (p *pouchProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 				Validators:  nonEmpty,
 			},
 			"data_root": schema.StringAttribute{
-				Description: "Directory where the provider keeps its own files: container logs, named and " +
-					"anonymous volumes, network state. Defaults to `" + engine.DefaultDataRoot + "`.",
+				Description: "Absolute path of the directory where the provider keeps its own files: container logs, " +
+					"named and anonymous volumes, network state, locks. Defaults to `" + engine.DefaultDataRoot + "`. " +
+					"It is created owner-only (0700) when missing, and refused if another user owns it or can write to it; " +
+					"every directory pouch makes in it is 0700. Every provider configuration that manages a namespace " +
+					"must use the same data root.",
 				Optional:   true,
-				Validators: nonEmpty,
+				Validators: []validator.String{dataRootValidator},
 			},
 			"bridge_name": schema.StringAttribute{
 				Description: "Linux bridge that containers with `network_mode = \"bridge\"` join; created when " +
 					"missing. Defaults to `" + defaultBridgeName + "`. Ignored with `cni_config_file`.",
-				Optional: true,
-				Validators: []validator.String{
-					stringvalidator.RegexMatches(bridgeNameRegexp, bridgeNameRule),
-				},
+				Optional:   true,
+				Validators: []validator.String{bridgeNameValidator},
 			},
 			"bridge_subnet": schema.StringAttribute{
 				Description: "IPv4 subnet of the bridge network, in CIDR notation; containers get their " +
 					"addresses from it. Defaults to `" + defaultBridgeSubnet + "`. Ignored with `cni_config_file`.",
 				Optional:   true,
-				Validators: []validator.String{ipv4CIDR{}},
+				Validators: []validator.String{subnetValidator},
 			},
 			"cni_config_file": schema.StringAttribute{
 				Description: "Absolute path of an existing CNI network list (`.conflist`) that bridge containers " +
 					"join instead of the network pouch writes for itself from `bridge_name` and `bridge_subnet`.",
 				Optional:   true,
-				Validators: []validator.String{absolutePath{}},
+				Validators: []validator.String{absolutePathValidator},
 			},
 		},
 	}
@@ -158,15 +157,20 @@ func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureReq
 		Runtime:     stringOr(cfg.Runtime, engine.DefaultRuntime),
 		DataRoot:    stringOr(cfg.DataRoot, engine.DefaultDataRoot),
 		Network: engine.NetworkOptions{
-			Bridge:   stringOr(cfg.BridgeName, defaultBridgeName),
-			Subnet:   stringOr(cfg.BridgeSubnet, defaultBridgeSubnet),
+			Bridge:   stringOr(cfg.BridgeName, engine.DefaultBridge),
+			Subnet:   stringOr(cfg.BridgeSubnet, engine.DefaultSubnet),
 			ConfFile: stringOr(cfg.CNIConfigFile),
 		},
 		Logger: engineLogger{},
 	}
 	// engine.New does no I/O: the connection is made on first use, so a
 	// missing daemon is reported by the resource operation that needs it.
-	eng := engine.New(opts)
+	eng, err := engine.New(opts)
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid provider configuration", err.Error()+
+			" (the value may come from the "+envAddress+" or "+envNamespace+" environment variable).")
+		return
+	}
 	opts = eng.Options()
 	tflog.Debug(ctx, "configured pouch provider", map[string]any{
 		"address":     opts.Address,

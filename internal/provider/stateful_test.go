@@ -607,7 +607,7 @@ func TestAccContainer_importForeign(t *testing.T) {
 			oci.WithHostNamespace(specs.NetworkNamespace),
 			oci.WithMounts([]specs.Mount{{
 				Type: "tmpfs", Source: "tmpfs", Destination: "/scratch",
-				Options: []string{"nosuid", "nodev", "noexec"},
+				Options: []string{"nosuid", "nodev", "size=16m"},
 			}}),
 		),
 	)
@@ -633,7 +633,11 @@ func TestAccContainer_importForeign(t *testing.T) {
 		`command = ["sleep", "3000"]`,
 		`env = { A = "1" }`,
 		`network_mode = "host"`,
-		`mounts = [{ type = "tmpfs", target = "/scratch" }]`,
+		`mounts = [{ type = "tmpfs", target = "/scratch", tmpfs_size = 16 }]`,
+		// The truth of a container ctr made: no seccomp filter. A
+		// configuration without this line plans the change to pouch's
+		// default filter, visibly, rather than getting it silently.
+		`seccomp_profile = "unconfined"`,
 	)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Factories(),
@@ -653,7 +657,9 @@ func TestAccContainer_importForeign(t *testing.T) {
 					for k, want := range map[string]string{
 						"name": name, "image": v1.Name, "command.#": "2", "command.1": "3000", "env.A": "1",
 						"network_mode": "host", "mounts.#": "1", "mounts.0.type": "tmpfs",
-						"mounts.0.target": "/scratch", "status": "running",
+						"mounts.0.target": "/scratch", "mounts.0.tmpfs_size": "16", "status": "running",
+						// What the container runs with, as ctr gives it: no seccomp filter.
+						"seccomp_profile": "unconfined", "no_new_privileges": "true", "read_only_rootfs": "false",
 					} {
 						if a[k] != want {
 							return fmt.Errorf("imported %s = %q, want %q (state %v)", k, a[k], want, a)
@@ -672,7 +678,7 @@ func TestAccContainer_importForeign(t *testing.T) {
 				// Managed from now on: an env change restarts it in place.
 				Config: containerConfig(env, name, v1.Name,
 					`command = ["sleep", "3000"]`, `env = { A = "2" }`, `network_mode = "host"`,
-					`mounts = [{ type = "tmpfs", target = "/scratch" }]`),
+					`mounts = [{ type = "tmpfs", target = "/scratch", tmpfs_size = 16 }]`, `seccomp_profile = "unconfined"`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(testAddr, plancheck.ResourceActionUpdate)},
 				},

@@ -44,7 +44,7 @@ func TestAccContainer_healthcheckRollback(t *testing.T) {
 						"retries":      knownvalue.Int64Exact(2),
 					})),
 					expectState("upgrade", knownvalue.ObjectExact(map[string]knownvalue.Check{
-						"verify_seconds":      knownvalue.Int64Exact(0),
+						"verify_seconds":      knownvalue.Int64Exact(1),
 						"rollback":            knownvalue.Bool(true),
 						"keep_revisions":      knownvalue.Int64Exact(0),
 						"keep_rootfs_changes": knownvalue.Bool(false),

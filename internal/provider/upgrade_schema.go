@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -24,15 +23,15 @@ import (
 // Defaults of the healthcheck and upgrade attributes; they are the engine's
 // (a zero value in the engine means the same).
 const (
-	defaultHealthInterval    = "30s"
-	defaultHealthTimeout     = "30s"
+	defaultHealthInterval    = "30s" // engine.DefaultHealthInterval
+	defaultHealthTimeout     = "30s" // engine.DefaultHealthTimeout
 	defaultHealthStartPeriod = "0s"
-	defaultHealthRetries     = int64(3)
-	defaultVerifySeconds     = int64(0)
+	defaultHealthRetries     = int64(engine.DefaultHealthRetries)
+	defaultVerifySeconds     = int64(engine.DefaultVerifySeconds)
 	defaultRollback          = true
 	defaultKeepRevisions     = int64(0)
 	defaultKeepRootfsChanges = false
-	maxKeepRevisions         = 10
+	maxKeepRevisions         = engine.MaxKeepRevisions
 )
 
 // healthcheckModel is the healthcheck object.
@@ -94,7 +93,7 @@ func upgradeAttributes() map[string]schema.Attribute {
 						"exit code 0 is healthy. Not run through a shell (use `[\"sh\", \"-c\", \"...\"]` for one).",
 					ElementType: types.StringType,
 					Required:    true,
-					Validators:  []validator.List{listvalidator.SizeAtLeast(1)},
+					Validators:  []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(argValidator)},
 				},
 				"interval": schema.StringAttribute{
 					Description: "Time between two runs of the command, a Go duration such as `2s` or `500ms`. " +
@@ -121,12 +120,12 @@ func upgradeAttributes() map[string]schema.Attribute {
 					Validators: []validator.String{goDuration{}},
 				},
 				"retries": schema.Int64Attribute{
-					Description: fmt.Sprintf("How many runs may fail before the check fails, at least 1. Defaults to %d.",
-						defaultHealthRetries),
+					Description: fmt.Sprintf("How many runs may fail before the check fails, 1 to %d. Defaults to %d.",
+						engine.MaxHealthRetries, defaultHealthRetries),
 					Optional:   true,
 					Computed:   true,
 					Default:    int64default.StaticInt64(defaultHealthRetries),
-					Validators: []validator.Int64{int64validator.AtLeast(1)},
+					Validators: []validator.Int64{retriesValidator},
 				},
 			},
 		},
@@ -138,12 +137,19 @@ func upgradeAttributes() map[string]schema.Attribute {
 			Default:  objectdefault.StaticValue(defaultUpgradeObject()),
 			Attributes: map[string]schema.Attribute{
 				"verify_seconds": schema.Int64Attribute{
-					Description: "When positive, the new task must still be running that many seconds after it " +
-						"started (after the health check passed, if any), or the upgrade fails. Defaults to 0 (no wait).",
+					Description: fmt.Sprintf("The start window, in seconds (default %d, at most %d). After every start "+
+						"of a task (create, image upgrade, restart in place, start of a stopped container), the task must "+
+						"still run that many seconds after it started (and after the health check passed, if any), or the "+
+						"change fails with the exit code and the end of the container's log: an upgrade or a restart rolls "+
+						"back to the old container, a create removes what it made. Set it higher for a service that takes "+
+						"longer to fail on a bad configuration. `0` turns the window off, for a container whose process is "+
+						"meant to exit (a one-shot job): its task is started and not watched, and once it exits with code 0 "+
+						"it is done, not drift (`running` stays true, `status` says `stopped`); a non-zero exit is drift, and "+
+						"the next apply runs it again.", defaultVerifySeconds, engine.MaxVerifySeconds),
 					Optional:   true,
 					Computed:   true,
 					Default:    int64default.StaticInt64(defaultVerifySeconds),
-					Validators: []validator.Int64{int64validator.AtLeast(0)},
+					Validators: []validator.Int64{verifyValidator},
 				},
 				"rollback": schema.BoolAttribute{
 					Description: "Roll a failed upgrade back to the old container (the default). With `false`, a " +
@@ -160,7 +166,7 @@ func upgradeAttributes() map[string]schema.Attribute {
 					Optional:   true,
 					Computed:   true,
 					Default:    int64default.StaticInt64(defaultKeepRevisions),
-					Validators: []validator.Int64{int64validator.Between(0, maxKeepRevisions)},
+					Validators: []validator.Int64{keepRevValidator},
 				},
 				"keep_rootfs_changes": schema.BoolAttribute{
 					Description: "Carry the files changed in the old root filesystem (outside mounts) over onto " +

@@ -84,7 +84,7 @@ func TestContainer_planWarning(t *testing.T) {
 			c["upgrade"] = upgradeValue(5, false, 2, true)
 			c["healthcheck"] = healthcheckValue(t, []string{"cat", "/healthy"}, "1s", nil, nil, int64(2))
 		}, "pouch_container.c1: image upgrade in place",
-			[]string{"carried over", "keep_revisions = 2", `health check "cat /healthy" must pass (up to 2 tries)`,
+			[]string{"carried over", "keep_revisions = 2", `health check ("cat" ...) must pass (up to 2 tries)`,
 				"keep running for 5 seconds", "left in place", "rollback = false"}},
 		{"image with unknown env", func(c attrs) {
 			c["image"] = "docker.io/pouchtest/app:v2"
@@ -166,11 +166,11 @@ func TestContainer_upgradeValidation(t *testing.T) {
 		{base(attrs{"healthcheck": healthcheckValue(t, []string{"true"}, nil, nil, "-1s", nil)}),
 			"healthcheck.start_period", "at least 0s"},
 		{base(attrs{"healthcheck": healthcheckValue(t, []string{"true"}, nil, nil, nil, int64(0))}),
-			"healthcheck.retries", "at least 1"},
+			"healthcheck.retries", "between 1 and 100"},
 		{base(attrs{"healthcheck": healthcheckValue(t, []string{}, nil, nil, nil, nil)}),
 			"healthcheck.command", "at least 1"},
 		{base(attrs{"upgrade": upgradeValue(0, true, 11, false)}), "upgrade.keep_revisions", "between 0 and 10"},
-		{base(attrs{"upgrade": upgradeValue(-1, true, 0, false)}), "upgrade.verify_seconds", "at least 0"},
+		{base(attrs{"upgrade": upgradeValue(-1, true, 0, false)}), "upgrade.verify_seconds", "between 0 and 3600"},
 	}
 	for _, tc := range invalid {
 		diags := validateContainer(t, tc.cfg)
@@ -193,12 +193,16 @@ func TestContainer_upgradeRoundTrip(t *testing.T) {
 	prior.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx))
 
 	// Nothing recorded (an import, or a container of an earlier version):
-	// no health check, the default policy.
+	// no health check, the default policy but for the start window, which
+	// such a container does not have (it reads as 0, and a configuration
+	// that keeps the default plans a settings change to 1).
 	m, diags := containerFromState(ctx, engine.State{ID: "c1", Spec: engine.ContainerSpec{Image: "busybox"}}, prior)
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if !m.Healthcheck.IsNull() || !m.Upgrade.Equal(defaultUpgradeObject()) {
+	noWindow := defaultUpgradeObject().Attributes()
+	noWindow["verify_seconds"] = types.Int64Value(0)
+	if want := types.ObjectValueMust(upgradeAttrTypes, noWindow); !m.Healthcheck.IsNull() || !m.Upgrade.Equal(want) {
 		t.Errorf("healthcheck %s, upgrade %s", m.Healthcheck, m.Upgrade)
 	}
 	// A health check recorded with zero values reads back as the defaults.

@@ -2,232 +2,187 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/netip"
 	"regexp"
-	"strings"
-	"unicode"
+	"strconv"
 
-	"github.com/distribution/reference"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine"
 )
 
-// containerNameRegexp is the rule for container names (they are containerd
-// container IDs and Terraform import IDs).
-var containerNameRegexp = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+// The validators here hold no rule of their own: each calls the engine's
+// rule for the value (see internal/engine/rules.go), so that what the plan
+// refuses is what the engine would refuse at apply, in the same words.
 
-const containerNameRule = "must be 1 to 128 characters, start with a letter or digit, " +
-	"and contain only letters, digits, '_', '.' and '-'"
-
-// reservedLabelPrefix is the label namespace the engine uses for its own
-// bookkeeping on containers.
-const reservedLabelPrefix = "io.pouch."
-
-// imageReference validates that a string is a plausible image reference,
-// e.g. "busybox:1.36", "docker.io/library/alpine" or
-// "registry.example:5000/app@sha256:<digest>".
-type imageReference struct{}
-
-var _ validator.String = imageReference{}
-
-func (imageReference) Description(context.Context) string {
-	return "value must be an image reference such as `busybox:1.36` or `registry.example:5000/app@sha256:...`"
+// rule validates a string, an int64 or a float64 attribute with one of the
+// engine's rules; summary is the diagnostic's summary.
+type rule[T any] struct {
+	check   func(T) error
+	summary string
+	desc    string
 }
 
-func (v imageReference) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func stringRule(check func(string) error, summary, desc string) rule[string] {
+	return rule[string]{check: check, summary: summary, desc: desc}
+}
 
-func (imageReference) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+func int64Rule(check func(int64) error, summary, desc string) rule[int64] {
+	return rule[int64]{check: check, summary: summary, desc: desc}
+}
+
+var (
+	_ validator.String  = rule[string]{}
+	_ validator.Int64   = rule[int64]{}
+	_ validator.Float64 = rule[float64]{}
+)
+
+func (r rule[T]) Description(context.Context) string { return r.desc }
+
+func (r rule[T]) MarkdownDescription(ctx context.Context) string { return r.Description(ctx) }
+
+func (r rule[T]) add(p path.Path, v T, diags *diag.Diagnostics) {
+	if err := r.check(v); err != nil {
+		diags.AddAttributeError(p, r.summary, fmt.Sprintf("Attribute %s %v.", p, err))
+	}
+}
+
+func (r rule[T]) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if v, ok := any(r).(rule[string]); ok && !req.ConfigValue.IsNull() && !req.ConfigValue.IsUnknown() {
+		v.add(req.Path, req.ConfigValue.ValueString(), &resp.Diagnostics)
+	}
+}
+
+func (r rule[T]) ValidateInt64(_ context.Context, req validator.Int64Request, resp *validator.Int64Response) {
+	if v, ok := any(r).(rule[int64]); ok && !req.ConfigValue.IsNull() && !req.ConfigValue.IsUnknown() {
+		v.add(req.Path, req.ConfigValue.ValueInt64(), &resp.Diagnostics)
+	}
+}
+
+func (r rule[T]) ValidateFloat64(_ context.Context, req validator.Float64Request, resp *validator.Float64Response) {
+	if v, ok := any(r).(rule[float64]); ok && !req.ConfigValue.IsNull() && !req.ConfigValue.IsUnknown() {
+		v.add(req.Path, req.ConfigValue.ValueFloat64(), &resp.Diagnostics)
+	}
+}
+
+// The rules of single attributes.
+var (
+	nameValidator  = stringRule(engine.CheckName, "Invalid name", "value must be "+engine.NameRule)
+	imageValidator = stringRule(engine.CheckImageReference, "Invalid image reference",
+		"value must be an image reference such as `busybox:1.36` or `registry.example:5000/app@sha256:...`")
+	absolutePathValidator = stringRule(engine.CheckAbsolutePath, "Invalid path", "value must be an absolute path")
+	dataRootValidator     = stringRule(engine.CheckDataRoot, "Invalid path", "value must be an absolute path other than /")
+	namespaceValidator    = stringRule(engine.CheckNamespace, "Invalid namespace", "value must be a containerd namespace name")
+	mountTargetValidator  = stringRule(engine.CheckMountTarget, "Invalid mount", "value must be an absolute path outside /proc and /sys")
+	hostIPValidator       = stringRule(engine.CheckHostIP, "Invalid IP address", "value must be an IP address")
+	hostnameValidator     = stringRule(engine.CheckHostname, "Invalid host name", "value must be a host name")
+	signalValidator       = stringRule(engine.CheckSignal, "Invalid signal", "value must be a signal name such as `SIGTERM`")
+	capabilityValidator   = stringRule(engine.CheckCapability, "Invalid capability",
+		"value must be a Linux capability such as `NET_ADMIN`, or `ALL`")
+	seccompValidator = stringRule(engine.CheckSeccompProfile, "Invalid seccomp profile",
+		"value must be `default`, `unconfined` or the absolute path of a profile")
+	argValidator         = stringRule(engine.CheckArg, "Invalid argument", "value must hold no NUL and fit the kernel's limit")
+	bridgeNameValidator  = stringRule(engine.CheckBridgeName, "Invalid bridge name", "value must be a network interface name")
+	subnetValidator      = stringRule(engine.CheckSubnet, "Invalid subnet", "value must be an IPv4 network in CIDR notation")
+	portValidator        = int64Rule(engine.CheckPortNumber, "Invalid port", "value must be between 1 and 65535")
+	memoryValidator      = int64Rule(engine.CheckMemoryMiB, "Invalid memory size", "value must be a size in MiB")
+	cpuSharesValidator   = int64Rule(engine.CheckCPUShares, "Invalid cpu_shares", "value must be a CPU weight")
+	pidsLimitValidator   = int64Rule(engine.CheckPidsLimit, "Invalid pids_limit", "value must be a process count")
+	stopTimeoutValidator = int64Rule(engine.CheckStopTimeoutSeconds, "Invalid stop_timeout", "value must be a number of seconds")
+	verifyValidator      = int64Rule(engine.CheckVerifySeconds, "Invalid verify_seconds", "value must be a number of seconds")
+	keepRevValidator     = int64Rule(engine.CheckKeepRevisions, "Invalid keep_revisions", "value must be a small count")
+	retriesValidator     = int64Rule(engine.CheckHealthRetries, "Invalid retries", "value must be a small count")
+	logMaxSizeValidator  = int64Rule(engine.CheckLogMaxSizeMiB, "Invalid log_max_size", "value must be a size in MiB")
+	logMaxFilesValidator = int64Rule(engine.CheckLogMaxFiles, "Invalid log_max_files", "value must be a file count")
+	cpusValidator        = rule[float64]{check: engine.CheckCPUs, summary: "Invalid cpus", desc: "value must be a number of CPUs"}
+	memorySwapValidator  = int64Rule(func(v int64) error { return engine.CheckMemorySwapMiB(v, 1) }, "Invalid memory_swap",
+		"value must be -1 or a size in MiB")
+)
+
+// mapRule validates a map of strings with an engine rule over the whole
+// map, whose verdict names the key; values not known yet are left out.
+type mapRule struct {
+	check   func(map[string]string) error
+	summary string
+}
+
+var _ validator.Map = mapRule{}
+
+func (r mapRule) Description(context.Context) string {
+	return "keys and values must pass the engine's rule"
+}
+
+func (r mapRule) MarkdownDescription(ctx context.Context) string { return r.Description(ctx) }
+
+func (r mapRule) ValidateMap(_ context.Context, req validator.MapRequest, resp *validator.MapResponse) {
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
-	if msg := checkImageReference(req.ConfigValue.ValueString()); msg != "" {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid image reference",
-			fmt.Sprintf("Attribute %s %s.", req.Path, msg))
-	}
-}
-
-// checkImageReference returns why ref is not a usable image reference, or ""
-// when it is one.
-func checkImageReference(ref string) string {
-	if ref == "" {
-		return "must not be empty"
-	}
-	if strings.IndexFunc(ref, unicode.IsSpace) >= 0 {
-		return fmt.Sprintf("must not contain whitespace, got: %q", ref)
-	}
-	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		return fmt.Sprintf("must be an image reference such as \"busybox:1.36\" or "+
-			"\"registry.example:5000/app@sha256:<digest>\", got %q: %v", ref, err)
-	}
-	return ""
-}
-
-// noPrefix validates that a string (here: a label key) does not start with a
-// reserved prefix.
-type noPrefix struct {
-	prefix string
-}
-
-var _ validator.String = noPrefix{}
-
-func (v noPrefix) Description(context.Context) string {
-	return fmt.Sprintf("value must not start with %q (reserved)", v.prefix)
-}
-
-func (v noPrefix) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-
-func (v noPrefix) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if s := req.ConfigValue.ValueString(); strings.HasPrefix(s, v.prefix) {
-		resp.Diagnostics.AddAttributeError(req.Path, "Reserved label key",
-			fmt.Sprintf("Attribute %s: label key %q starts with %q, which is reserved for pouch's own labels.",
-				req.Path, s, v.prefix))
-	}
-}
-
-// volumeNameRule is the rule for volume names; they follow the container
-// name rule (they are directory names under the data root).
-const volumeNameRule = containerNameRule
-
-// knownSignals are the signal names stop_signal accepts.
-var knownSignals = []string{
-	"SIGABRT", "SIGALRM", "SIGBUS", "SIGCHLD", "SIGCONT", "SIGFPE", "SIGHUP", "SIGILL", "SIGINT",
-	"SIGIO", "SIGKILL", "SIGPIPE", "SIGPROF", "SIGPWR", "SIGQUIT", "SIGSEGV", "SIGSTKFLT",
-	"SIGSTOP", "SIGSYS", "SIGTERM", "SIGTRAP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG",
-	"SIGUSR1", "SIGUSR2", "SIGVTALRM", "SIGWINCH", "SIGXCPU", "SIGXFSZ",
-}
-
-// capabilityRegexp is the form of a Linux capability name, with or without
-// the CAP_ prefix.
-var capabilityRegexp = regexp.MustCompile(`^(CAP_)?[A-Z_]+$`)
-
-// absolutePath validates that a string is an absolute, clean path.
-type absolutePath struct{}
-
-var _ validator.String = absolutePath{}
-
-func (absolutePath) Description(context.Context) string { return "value must be an absolute path" }
-
-func (v absolutePath) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-
-func (absolutePath) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if msg := checkAbsolutePath(req.ConfigValue.ValueString()); msg != "" {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid path",
-			fmt.Sprintf("Attribute %s %s.", req.Path, msg))
-	}
-}
-
-// checkAbsolutePath returns why p is not an absolute path, or "".
-func checkAbsolutePath(p string) string {
-	if !strings.HasPrefix(p, "/") {
-		return fmt.Sprintf("must be an absolute path, got %q", p)
-	}
-	if strings.ContainsRune(p, 0) {
-		return "must not contain NUL"
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return fmt.Sprintf("must not contain '..', got %q", p)
+	m := map[string]string{}
+	for k, v := range req.ConfigValue.Elements() {
+		if s, ok := v.(types.String); ok && !s.IsUnknown() {
+			m[k] = s.ValueString()
+		} else {
+			m[k] = ""
 		}
 	}
-	return ""
+	if err := r.check(m); err != nil {
+		addEngineRuleError(&resp.Diagnostics, req.Path, r.summary, err)
+	}
 }
 
-// ipAddress validates an IPv4 or IPv6 address.
-type ipAddress struct{}
-
-var _ validator.String = ipAddress{}
-
-func (ipAddress) Description(context.Context) string { return "value must be an IP address" }
-
-func (v ipAddress) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-
-func (ipAddress) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+// addEngineRuleError adds a diagnostic for an engine rule's verdict on a
+// value made of several attributes or elements: at the attribute that the
+// verdict's field path (in attribute names, such as "mounts[1].target")
+// names below base, else at base. base is path.Empty() for the resource's
+// ValidateConfig.
+func addEngineRuleError(diags *diag.Diagnostics, base path.Path, summary string, err error) {
+	var fe *engine.FieldError
+	if errors.As(err, &fe) {
+		if p, ok := fieldPath(base, fe.Field); ok {
+			diags.AddAttributeError(p, summary, fmt.Sprintf("Attribute %s %v.", p, fe.Err))
+			return
+		}
+	}
+	if len(base.Steps()) == 0 {
+		diags.AddError(summary, err.Error()+".")
 		return
 	}
-	if _, err := netip.ParseAddr(req.ConfigValue.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid IP address",
-			fmt.Sprintf("Attribute %s must be an IP address such as 127.0.0.1, got %q.", req.Path, req.ConfigValue.ValueString()))
-	}
+	diags.AddAttributeError(base, summary, fmt.Sprintf("Attribute %s %v.", base, err))
 }
 
-// ipv4CIDR validates an IPv4 network in CIDR notation.
-type ipv4CIDR struct{}
+// fieldRegexp matches one step of an engine field path: a name, a list
+// index or a map key.
+var fieldRegexp = regexp.MustCompile(`^(?:\.?([a-z_]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\])`)
 
-var _ validator.String = ipv4CIDR{}
-
-func (ipv4CIDR) Description(context.Context) string {
-	return "value must be an IPv4 network in CIDR notation, e.g. 10.88.0.0/16"
+// fieldPath turns an engine field path ("mounts[1].target", `["A"]`) into
+// the attribute path it names below base.
+func fieldPath(base path.Path, field string) (path.Path, bool) {
+	p := base
+	for root := len(base.Steps()) == 0; field != ""; root = false {
+		m := fieldRegexp.FindStringSubmatch(field)
+		switch {
+		case m == nil || root && m[1] == "":
+			return base, false
+		case root:
+			p = path.Root(m[1])
+		case m[1] != "":
+			p = p.AtName(m[1])
+		case m[2] != "":
+			i, _ := strconv.Atoi(m[2])
+			p = p.AtListIndex(i)
+		default:
+			k, err := strconv.Unquote(m[3])
+			if err != nil {
+				return base, false
+			}
+			p = p.AtMapKey(k)
+		}
+		field = field[len(m[0]):]
+	}
+	return p, true
 }
-
-func (v ipv4CIDR) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-
-func (ipv4CIDR) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	s := req.ConfigValue.ValueString()
-	p, err := netip.ParsePrefix(s)
-	switch {
-	case err != nil || !p.Addr().Is4():
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid subnet",
-			fmt.Sprintf("Attribute %s must be an IPv4 network in CIDR notation such as 10.88.0.0/16, got %q.", req.Path, s))
-	case p.Bits() > 30:
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid subnet",
-			fmt.Sprintf("Attribute %s: network %q is too small for a bridge and containers; use a /30 or larger.", req.Path, s))
-	}
-}
-
-// positiveFloat validates a float64 greater than zero.
-type positiveFloat struct{}
-
-var _ validator.Float64 = positiveFloat{}
-
-func (positiveFloat) Description(context.Context) string { return "value must be greater than 0" }
-
-func (v positiveFloat) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-
-func (positiveFloat) ValidateFloat64(_ context.Context, req validator.Float64Request, resp *validator.Float64Response) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if v := req.ConfigValue.ValueFloat64(); !(v > 0) {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid value",
-			fmt.Sprintf("Attribute %s must be greater than 0, got: %v.", req.Path, v))
-	}
-}
-
-// seccompProfile validates "default", "unconfined" or an absolute path.
-type seccompProfile struct{}
-
-var _ validator.String = seccompProfile{}
-
-func (seccompProfile) Description(context.Context) string {
-	return `value must be "default", "unconfined" or the absolute path of a profile`
-}
-
-func (v seccompProfile) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-
-func (seccompProfile) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	s := req.ConfigValue.ValueString()
-	if s == "default" || s == "unconfined" || checkAbsolutePath(s) == "" {
-		return
-	}
-	resp.Diagnostics.AddAttributeError(req.Path, "Invalid seccomp profile",
-		fmt.Sprintf("Attribute %s must be \"default\", \"unconfined\" or the absolute path of a profile in "+
-			"Docker's JSON format, got %q.", req.Path, s))
-}
-
-// bridgeNameRegexp is the rule for a Linux network interface name.
-var bridgeNameRegexp = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$`)
-
-const bridgeNameRule = "must be a network interface name: 1 to 15 characters, letters, digits, '_', '.' and '-'"

@@ -83,14 +83,14 @@ func (r *volumeResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				},
 			},
 			"name": schema.StringAttribute{
-				Description: "Name of the volume, used in mounts and as the import ID. It " + volumeNameRule +
+				Description: "Name of the volume, used in mounts and as the import ID: " + engine.NameRule +
 					". Changing it replaces the volume (and deletes the old one's data).",
 				Required: true,
 				PlanModifiers: []planmodifier.String{
 					stringplanmodifier.RequiresReplace(),
 				},
 				Validators: []validator.String{
-					stringvalidator.RegexMatches(containerNameRegexp, volumeNameRule),
+					nameValidator,
 				},
 			},
 			"labels": schema.MapAttribute{
@@ -226,9 +226,8 @@ func (r *volumeResource) Delete(ctx context.Context, req resource.DeleteRequest,
 }
 
 func (r *volumeResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if !containerNameRegexp.MatchString(req.ID) {
-		resp.Diagnostics.AddError("Invalid import ID",
-			fmt.Sprintf("The import ID is the volume's name, which %s; got %q.", volumeNameRule, req.ID))
+	if err := engine.CheckName(req.ID); err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("The import ID is the volume's name, which %v.", err))
 		return
 	}
 	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)

@@ -34,6 +34,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/pouch/terraform-provider-pouch/internal/childproc"
+	"github.com/pouch/terraform-provider-pouch/internal/containerlog"
 	"github.com/pouch/terraform-provider-pouch/internal/registry"
 )
 
@@ -84,7 +85,12 @@ var nameRe = regexp.MustCompile(`[^a-z0-9]+`)
 // Main runs the package's tests and then stops the daemon (if one was
 // started) and removes its directories. It also removes leftovers of earlier
 // runs of this package whose test process is gone.
+//
+// The test binary is also the containers' log driver (the engine installs
+// the running executable as that): started as the driver by a shim, it
+// serves the log and exits before any test runs.
 func Main(m *testing.M, pkg string) int {
+	containerlog.ServeIfLogger()
 	pkgName = strings.Trim(nameRe.ReplaceAllString(strings.ToLower(pkg), "-"), "-")
 	if pkgName == "" {
 		pkgName = "pkg"

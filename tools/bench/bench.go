@@ -69,10 +69,12 @@ func newBench(ctx context.Context, cfg config) (*bench, error) {
 	}
 	b := &bench{cfg: cfg, client: client, ctx: namespaces.WithNamespace(ctx, cfg.namespace), tmp: tmp,
 		dataRoot: filepath.Join(tmp, "data"), log: &recLogger{}}
-	b.eng = engine.New(engine.Options{
+	if b.eng, err = engine.New(engine.Options{
 		Address: cfg.address, Namespace: cfg.namespace, DataRoot: b.dataRoot, Logger: b.log,
 		Network: engine.NetworkOptions{Bridge: benchBridge, Subnet: benchSubnet},
-	})
+	}); err != nil {
+		return nil, err
+	}
 	b.containerdPID = pidOfSocket(cfg.address)
 	return b, nil
 }

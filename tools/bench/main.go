@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pouch/terraform-provider-pouch/internal/containerlog"
 )
 
 // config is what the flags set.
@@ -52,6 +54,8 @@ type config struct {
 }
 
 func main() {
+	// The engine installs this binary as the containers' log driver.
+	containerlog.ServeIfLogger()
 	var (
 		cfg              config
 		sizes, parts     string

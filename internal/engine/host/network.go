@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -173,16 +175,13 @@ func writeConfList(cfg *NetworkConfig) (*libcni.NetworkConfigList, error) {
 	if cfg.ConfDir == "" {
 		cfg.ConfDir = filepath.Join(cfg.StateDir, "net.d")
 	}
-	if len(cfg.Bridge) > 15 || strings.ContainsAny(cfg.Bridge, "/ \t\n") {
-		return nil, fmt.Errorf("invalid bridge name %q (at most 15 characters, no '/' or spaces)", cfg.Bridge)
+	if err := CheckBridgeName(cfg.Bridge); err != nil {
+		return nil, fmt.Errorf("bridge name %w", err)
 	}
-	_, subnet, err := net.ParseCIDR(cfg.Subnet)
-	if err != nil || subnet.IP.To4() == nil {
-		return nil, fmt.Errorf("invalid subnet %q: want an IPv4 CIDR such as %s", cfg.Subnet, DefaultSubnet)
+	if err := CheckSubnet(cfg.Subnet); err != nil {
+		return nil, fmt.Errorf("subnet %w", err)
 	}
-	if ones, _ := subnet.Mask.Size(); ones > 30 {
-		return nil, fmt.Errorf("subnet %q is too small", cfg.Subnet)
-	}
+	_, subnet, _ := net.ParseCIDR(cfg.Subnet)
 
 	conf := map[string]any{
 		"cniVersion": cniVersion,
@@ -245,6 +244,31 @@ func writeConfList(cfg *NetworkConfig) (*libcni.NetworkConfigList, error) {
 		return nil, fmt.Errorf("write CNI conflist: %w", err)
 	}
 	return list, nil
+}
+
+// bridgeNameRegexp is the form of a Linux network interface name.
+var bridgeNameRegexp = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$`)
+
+// CheckBridgeName judges the name of the bridge device.
+func CheckBridgeName(name string) error {
+	if !bridgeNameRegexp.MatchString(name) {
+		return fmt.Errorf("must be a network interface name: 1 to 15 letters, digits, '_', '.' and '-', "+
+			"starting with a letter or digit; got %q", name)
+	}
+	return nil
+}
+
+// CheckSubnet judges the bridge network's subnet: an IPv4 network with room
+// for a gateway and containers.
+func CheckSubnet(cidr string) error {
+	p, err := netip.ParsePrefix(cidr)
+	switch {
+	case err != nil || !p.Addr().Is4():
+		return fmt.Errorf("must be an IPv4 network in CIDR notation such as %s, got %q", DefaultSubnet, cidr)
+	case p.Bits() > 30:
+		return fmt.Errorf("%q is too small for a bridge and containers: use a /30 or larger", cidr)
+	}
+	return nil
 }
 
 // checkPlugins reports every plugin binary of list (including IPAM plugins)

@@ -1,0 +1,676 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/containerd/containerd/v2/pkg/cap"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
+	"github.com/containerd/containerd/v2/pkg/labels"
+	"github.com/moby/sys/signal"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine/host"
+)
+
+// The rules below are the only place where an input is judged. The engine
+// applies them to every spec it is given (validateSpec), and the provider's
+// plan-time validators call the same functions, so that a value refused at
+// apply is refused at plan with the same words. Each rule returns nil or an
+// error whose text reads after the name of the value: "must be ...".
+
+// FieldError is a rule's verdict on one field of a value. Field is the
+// field's path in the provider's attribute names: "memory_swap",
+// "mounts[1].target", "env[\"A\"]"; the provider turns it into an
+// attribute path.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + " " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// inField puts err, a rule's verdict, under field: a FieldError of a
+// nested field ("target") becomes one of "mounts[1].target".
+func inField(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		sep := "."
+		if strings.HasPrefix(fe.Field, "[") {
+			sep = ""
+		}
+		return &FieldError{Field: field + sep + fe.Field, Err: fe.Err}
+	}
+	return &FieldError{Field: field, Err: err}
+}
+
+// Upper bounds of numeric inputs. They keep every value inside what the
+// kernel and the runtime accept, and every unit conversion inside int64.
+const (
+	// MaxMemoryMiB is 1 PiB: memory, memory_swap and tmpfs sizes are
+	// shifted to bytes, which must not overflow.
+	MaxMemoryMiB = 1 << 30
+	// MinCPUs is the smallest CPU quota the kernel accepts (1 ms per 100 ms
+	// period).
+	MinCPUs = 0.01
+	// MaxCPUs bounds the CPU quota.
+	MaxCPUs = 4096
+	// MinCPUShares and MaxCPUShares are cgroup v1's range of cpu.shares.
+	MinCPUShares = 2
+	MaxCPUShares = 262144
+	// MaxPidsLimit is the kernel's PID_MAX_LIMIT.
+	MaxPidsLimit = 1 << 22
+	// MaxStopTimeoutSeconds bounds stop_timeout (one day).
+	MaxStopTimeoutSeconds = 24 * 60 * 60
+	// MaxVerifySeconds bounds upgrade.verify_seconds (one hour).
+	MaxVerifySeconds = 60 * 60
+	// MaxKeepRevisions bounds upgrade.keep_revisions.
+	MaxKeepRevisions = 10
+	// MaxHealthRetries bounds healthcheck.retries.
+	MaxHealthRetries = 100
+	// MaxArgBytes is the kernel's limit of one argument or environment
+	// entry (MAX_ARG_STRLEN, its terminating NUL included).
+	MaxArgBytes = 128*1024 - 1
+	// MaxProcessBytes bounds the arguments and environment of a process
+	// together, well inside the kernel's ARG_MAX.
+	MaxProcessBytes = 1 << 20
+)
+
+// reservedLabelPrefixes are label namespaces that pouch or containerd act
+// on: a user label there could switch on the restart monitor, redirect the
+// logs or keep snapshots from garbage collection.
+var reservedLabelPrefixes = []string{"io.pouch.", "containerd.io/", "io.containerd."}
+
+// ReservedLabelPrefixes lists the label prefixes users cannot set.
+func ReservedLabelPrefixes() []string { return slices.Clone(reservedLabelPrefixes) }
+
+// NameRule describes valid container and volume names.
+const NameRule = "1 to 76 letters and digits, which '.', '_' and '-' may separate (one at a time), " +
+	"starting and ending with a letter or digit"
+
+// CheckName judges a container or volume name: containerd's rule for the
+// identifiers it stores (the name is the container's ID, and a directory
+// name under the data root).
+func CheckName(name string) error {
+	if identifiers.Validate(name) != nil {
+		return fmt.Errorf("must be %s, got %q", NameRule, name)
+	}
+	return nil
+}
+
+// CheckImageReference judges an image reference such as "busybox:1.36" or
+// "registry.example:5000/app@sha256:...".
+func CheckImageReference(ref string) error {
+	if ref == "" {
+		return errors.New("must not be empty")
+	}
+	if strings.IndexFunc(ref, unicode.IsSpace) >= 0 {
+		return fmt.Errorf("must not contain whitespace, got %q", ref)
+	}
+	if _, err := NormalizeImage(ref); err != nil {
+		return fmt.Errorf("must be an image reference such as \"busybox:1.36\" or "+
+			"\"registry.example:5000/app@sha256:<digest>\", got %q: %v", ref, errors.Unwrap(err))
+	}
+	return nil
+}
+
+// CheckAbsolutePath judges a path that must be absolute and contain no
+// ".." element and no NUL.
+func CheckAbsolutePath(p string) error {
+	switch {
+	case strings.ContainsRune(p, 0):
+		return errors.New("must not contain NUL")
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("must be an absolute path, got %q", p)
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return fmt.Errorf("must not contain '..', got %q", p)
+	}
+	return nil
+}
+
+// CheckDataRoot judges the engine's data root.
+func CheckDataRoot(p string) error {
+	if err := CheckAbsolutePath(p); err != nil {
+		return err
+	}
+	if path.Clean(p) == "/" {
+		return errors.New("must not be the root directory")
+	}
+	return nil
+}
+
+// kernelPaths are the container paths that belong to the kernel: nothing
+// may be mounted on or under them, and no image volume is made there.
+var kernelPaths = []string{"/proc", "/sys"}
+
+// underKernelPath reports the kernel path that p (clean, absolute) is, or
+// lies under.
+func underKernelPath(p string) (string, bool) {
+	for _, k := range kernelPaths {
+		if p == k || strings.HasPrefix(p, k+"/") {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// CheckMountTarget judges a path in the container that something is
+// mounted on.
+func CheckMountTarget(target string) error {
+	if err := CheckAbsolutePath(target); err != nil {
+		return err
+	}
+	t := path.Clean(target)
+	if t == "/" {
+		return errors.New("must not be the root directory")
+	}
+	if k, ok := underKernelPath(t); ok {
+		return fmt.Errorf("must not be %s or under it (the kernel's filesystem there belongs to the runtime), got %q", k, target)
+	}
+	return nil
+}
+
+// CheckMount judges one mount: its type, and the source and size that type
+// takes. Each error names the mount's field: "source must ...".
+func CheckMount(m Mount) error {
+	if err := CheckMountTarget(m.Target); err != nil {
+		return inField("target", err)
+	}
+	if m.Type != MountTmpfs && m.TmpfsSizeMiB != 0 {
+		return inField("tmpfs_size", fmt.Errorf("only applies to tmpfs mounts, this one is %q", m.Type))
+	}
+	switch m.Type {
+	case MountVolume:
+		if m.Source == "" {
+			return inField("source", errors.New("must name the volume of a volume mount (for example pouch_volume.data.name)"))
+		}
+		if err := CheckName(m.Source); err != nil {
+			return inField("source", fmt.Errorf("must be a volume name, which is %s; got %q", NameRule, m.Source))
+		}
+	case MountBind:
+		if err := CheckAbsolutePath(m.Source); err != nil {
+			return inField("source", fmt.Errorf("of a bind mount must be an absolute host path: %w", err))
+		}
+	case MountTmpfs:
+		if m.Source != "" {
+			return inField("source", fmt.Errorf("must be left out for a tmpfs mount, got %q", m.Source))
+		}
+		if m.TmpfsSizeMiB < 0 || m.TmpfsSizeMiB > MaxMemoryMiB {
+			return inField("tmpfs_size", fmt.Errorf("must be between 1 and %d MiB, got %d", MaxMemoryMiB, m.TmpfsSizeMiB))
+		}
+	default:
+		return inField("type", fmt.Errorf("must be volume, bind or tmpfs, got %q", m.Type))
+	}
+	return nil
+}
+
+// CheckMounts judges each mount and that no target is mounted twice. The
+// error names the mount by its index: "mounts[1].target ...".
+func CheckMounts(mounts []Mount) error {
+	targets := map[string]int{}
+	for i, m := range mounts {
+		at := fmt.Sprintf("mounts[%d]", i)
+		if err := CheckMount(m); err != nil {
+			return inField(at, err)
+		}
+		t := path.Clean(m.Target)
+		if j, ok := targets[t]; ok {
+			return inField(at+".target", fmt.Errorf("%s is already the target of mounts[%d]", t, j))
+		}
+		targets[t] = i
+	}
+	return nil
+}
+
+// Protocols are the transport protocols a port can be published for; the
+// first is the default.
+var Protocols = []string{"tcp", "udp"}
+
+// CheckPortNumber judges a TCP or UDP port number.
+func CheckPortNumber(n int64) error {
+	if n < 1 || n > 65535 {
+		return fmt.Errorf("must be between 1 and 65535, got %d", n)
+	}
+	return nil
+}
+
+// CheckHostIP judges the host address a port is published on: an IPv4 or
+// IPv6 address, without a zone (the CNI port mapping takes none).
+func CheckHostIP(ip string) error {
+	if a, err := netip.ParseAddr(ip); err != nil || a.Zone() != "" {
+		return fmt.Errorf("must be an IP address such as 127.0.0.1, without a zone, got %q", ip)
+	}
+	return nil
+}
+
+func protocol(p PortMapping) string {
+	if p.Protocol == "" {
+		return Protocols[0]
+	}
+	return strings.ToLower(p.Protocol)
+}
+
+// describePort is how an error names what a port occupies.
+func describePort(p PortMapping) string {
+	addr := p.HostIP
+	if a, err := netip.ParseAddr(addr); err != nil || a.IsUnspecified() {
+		addr = "all addresses"
+	}
+	return fmt.Sprintf("%s port %d on %s", protocol(p), p.HostPort, addr)
+}
+
+// CheckPorts judges the published ports: numbers, protocols, addresses, and
+// no host port published twice (on one address, or on all addresses and
+// one of them). The error names the port by its index.
+func CheckPorts(ports []PortMapping) error {
+	for i, p := range ports {
+		at := fmt.Sprintf("ports[%d]", i)
+		if err := CheckPortNumber(int64(p.ContainerPort)); err != nil {
+			return inField(at+".internal", err)
+		}
+		if err := CheckPortNumber(int64(p.HostPort)); err != nil {
+			return inField(at+".external", err)
+		}
+		if p.HostIP != "" {
+			if err := CheckHostIP(p.HostIP); err != nil {
+				return inField(at+".ip", err)
+			}
+		}
+		if !slices.Contains(Protocols, protocol(p)) {
+			return inField(at+".protocol", fmt.Errorf("must be tcp or udp, got %q", p.Protocol))
+		}
+		for j, q := range ports[:i] {
+			if portsClash(p, q) {
+				return inField(at+".external", fmt.Errorf("publishes %s, which ports[%d] takes already", describePort(p), j))
+			}
+		}
+	}
+	return nil
+}
+
+// CheckMemoryMiB judges memory (and tmpfs) sizes in MiB.
+func CheckMemoryMiB(v int64) error {
+	if v < 1 || v > MaxMemoryMiB {
+		return fmt.Errorf("must be between 1 and %d MiB, got %d", MaxMemoryMiB, v)
+	}
+	return nil
+}
+
+// CheckMemorySwapMiB judges memory_swap against memory (0 when unset).
+func CheckMemorySwapMiB(swap, memory int64) error {
+	switch {
+	case swap == -1:
+	case swap < 1 || swap > MaxMemoryMiB:
+		return fmt.Errorf("must be -1 (unlimited swap) or between 1 and %d MiB, got %d", MaxMemoryMiB, swap)
+	case memory > 0 && swap < memory:
+		return fmt.Errorf("(%d MiB) is memory plus swap: it must be -1 (unlimited swap) or at least memory (%d MiB)", swap, memory)
+	}
+	if memory == 0 {
+		return errors.New("needs memory: swap is limited together with memory")
+	}
+	return nil
+}
+
+// CheckCPUs judges a CPU quota in CPUs.
+func CheckCPUs(v float64) error {
+	if math.IsNaN(v) || v < MinCPUs || v > MaxCPUs {
+		return fmt.Errorf("must be between %v and %v CPUs, got %v", MinCPUs, MaxCPUs, v)
+	}
+	return nil
+}
+
+// CheckCPUShares judges a relative CPU weight.
+func CheckCPUShares(v int64) error {
+	if v < MinCPUShares || v > MaxCPUShares {
+		return fmt.Errorf("must be between %d and %d, got %d", MinCPUShares, MaxCPUShares, v)
+	}
+	return nil
+}
+
+// CheckPidsLimit judges a process count limit.
+func CheckPidsLimit(v int64) error {
+	if v < 1 || v > MaxPidsLimit {
+		return fmt.Errorf("must be between 1 and %d, got %d", MaxPidsLimit, v)
+	}
+	return nil
+}
+
+// CheckResources judges cgroup limits, zero meaning unset. The error names
+// the attribute.
+func CheckResources(r Resources) error {
+	if r.MemoryMiB != 0 {
+		if err := CheckMemoryMiB(r.MemoryMiB); err != nil {
+			return inField("memory", err)
+		}
+	}
+	if r.MemorySwapMiB != 0 {
+		if err := CheckMemorySwapMiB(r.MemorySwapMiB, r.MemoryMiB); err != nil {
+			return inField("memory_swap", err)
+		}
+	}
+	if r.CPUs != 0 {
+		if err := CheckCPUs(r.CPUs); err != nil {
+			return inField("cpus", err)
+		}
+	}
+	if r.CPUShares != 0 {
+		if err := CheckCPUShares(r.CPUShares); err != nil {
+			return inField("cpu_shares", err)
+		}
+	}
+	if r.PidsLimit != 0 {
+		if err := CheckPidsLimit(r.PidsLimit); err != nil {
+			return inField("pids_limit", err)
+		}
+	}
+	return nil
+}
+
+// CheckLabelKey judges a label key the user sets.
+func CheckLabelKey(key string) error {
+	if key == "" {
+		return errors.New("must not be empty")
+	}
+	for _, p := range reservedLabelPrefixes {
+		if strings.HasPrefix(key, p) {
+			return fmt.Errorf("%q starts with %q, which is reserved: pouch and containerd act on those labels", key, p)
+		}
+	}
+	return nil
+}
+
+// CheckLabel judges a label: its key, and its size, which containerd
+// bounds.
+func CheckLabel(key, value string) error {
+	if err := CheckLabelKey(key); err != nil {
+		return err
+	}
+	if labels.Validate(key, value) != nil {
+		return fmt.Errorf("%q: key and value together must be at most 4096 bytes, got %d", key, len(key)+len(value))
+	}
+	return nil
+}
+
+// CheckLabels judges every label. The error names the label.
+func CheckLabels(l map[string]string) error {
+	for _, k := range sortedKeys(l) {
+		if err := CheckLabel(k, l[k]); err != nil {
+			return inField(fmt.Sprintf("[%q]", k), err)
+		}
+	}
+	return nil
+}
+
+// CapabilityAll names every capability, in capabilities.add (all of them
+// are added) or capabilities.drop (all are dropped, then add applies).
+const CapabilityAll = "ALL"
+
+// CheckCapability judges a capability name, with or without the CAP_
+// prefix, in any case: a capability Linux knows, or ALL. Whether the
+// running kernel has it is checked when the container is made.
+func CheckCapability(name string) error {
+	if strings.EqualFold(name, CapabilityAll) {
+		return nil
+	}
+	if !slices.Contains(cap.Known(), capabilityName(name)) {
+		return fmt.Errorf("must be a Linux capability such as \"NET_ADMIN\" or \"CAP_NET_ADMIN\", or %q; got %q", CapabilityAll, name)
+	}
+	return nil
+}
+
+// capabilityName writes a capability name as the runtime spec wants it.
+func capabilityName(c string) string {
+	c = strings.ToUpper(c)
+	if !strings.HasPrefix(c, "CAP_") {
+		c = "CAP_" + c
+	}
+	return c
+}
+
+// CheckSignal judges a signal name such as "SIGTERM".
+func CheckSignal(name string) error {
+	if !strings.HasPrefix(name, "SIG") {
+		return fmt.Errorf("must be a signal name such as \"SIGTERM\" or \"SIGQUIT\", got %q", name)
+	}
+	if _, err := signal.ParseSignal(name); err != nil {
+		return fmt.Errorf("must be a signal name such as \"SIGTERM\" or \"SIGQUIT\", got %q", name)
+	}
+	return nil
+}
+
+// SeccompDefault and SeccompUnconfined are the seccomp profiles known by
+// name; any other profile is the absolute path of a file.
+const (
+	SeccompDefault    = "default"
+	SeccompUnconfined = "unconfined"
+)
+
+// CheckSeccompProfile judges a seccomp profile setting.
+func CheckSeccompProfile(p string) error {
+	if p == SeccompDefault || p == SeccompUnconfined || CheckAbsolutePath(p) == nil {
+		return nil
+	}
+	return fmt.Errorf("must be %q, %q or the absolute path of a profile in Docker's JSON format, got %q",
+		SeccompDefault, SeccompUnconfined, p)
+}
+
+// hostnameRegexp is an RFC 1123 host name (underscores tolerated).
+var hostnameRegexp = regexp.MustCompile(
+	`^[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?)*$`)
+
+// CheckHostname judges a host name.
+func CheckHostname(h string) error {
+	if len(h) > 253 || !hostnameRegexp.MatchString(h) {
+		return fmt.Errorf("must be a host name of at most 253 characters: labels of letters, digits and '-', "+
+			"separated by '.'; got %q", h)
+	}
+	return nil
+}
+
+// CheckArg judges one argument of a command, or one health check word.
+func CheckArg(a string) error {
+	if strings.ContainsRune(a, 0) {
+		return errors.New("must not contain NUL")
+	}
+	if len(a) > MaxArgBytes {
+		return fmt.Errorf("must be at most %d bytes (the kernel's limit of one argument), got %d", MaxArgBytes, len(a))
+	}
+	return nil
+}
+
+// CheckArgs judges a command: each argument. The error names the index.
+func CheckArgs(args []string) error {
+	for i, a := range args {
+		if err := CheckArg(a); err != nil {
+			return inField(fmt.Sprintf("[%d]", i), err)
+		}
+	}
+	return nil
+}
+
+// CheckEnvKey judges an environment variable name.
+func CheckEnvKey(k string) error {
+	switch {
+	case k == "":
+		return errors.New("must not be empty")
+	case strings.ContainsAny(k, "=\x00"):
+		return fmt.Errorf("must not contain '=' or NUL, got %q", k)
+	}
+	return nil
+}
+
+// CheckEnv judges environment variables: names, values and the size of
+// each entry. The error names the variable.
+func CheckEnv(env map[string]string) error {
+	for _, k := range sortedKeys(env) {
+		at := fmt.Sprintf("[%q]", k)
+		if err := CheckEnvKey(k); err != nil {
+			return inField(at, fmt.Errorf("key %w", err))
+		}
+		if strings.ContainsRune(env[k], 0) {
+			return inField(at, errors.New("must not contain NUL"))
+		}
+		if n := len(k) + 1 + len(env[k]); n > MaxArgBytes {
+			return inField(at, fmt.Errorf("must be at most %d bytes with its name (the kernel's limit of one entry), got %d", MaxArgBytes, n))
+		}
+	}
+	return nil
+}
+
+// checkProcess judges the arguments and environment of a process as the
+// image's values and the user's merge them, each entry and together.
+func checkProcess(p Process) error {
+	n := 0
+	for i, s := range p.Args {
+		if err := CheckArg(s); err != nil {
+			return fmt.Errorf("argument %d of the process (from the image or the command) %w", i, err)
+		}
+		n += len(s) + 1
+	}
+	for _, s := range p.Env {
+		if err := CheckArg(s); err != nil {
+			k, _, _ := strings.Cut(s, "=")
+			return fmt.Errorf("environment variable %q (from the image or env) %w", k, err)
+		}
+		n += len(s) + 1
+	}
+	if n > MaxProcessBytes {
+		return fmt.Errorf("the process's arguments and environment take %d bytes: at most %d fit", n, MaxProcessBytes)
+	}
+	return nil
+}
+
+// CheckStopTimeoutSeconds judges stop_timeout.
+func CheckStopTimeoutSeconds(s int64) error {
+	if s < 0 || s > MaxStopTimeoutSeconds {
+		return fmt.Errorf("must be between 0 and %d seconds, got %d", MaxStopTimeoutSeconds, s)
+	}
+	return nil
+}
+
+// CheckVerifySeconds judges upgrade.verify_seconds.
+func CheckVerifySeconds(s int64) error {
+	if s < 0 || s > MaxVerifySeconds {
+		return fmt.Errorf("must be between 0 and %d seconds, got %d", MaxVerifySeconds, s)
+	}
+	return nil
+}
+
+// CheckKeepRevisions judges upgrade.keep_revisions.
+func CheckKeepRevisions(n int64) error {
+	if n < 0 || n > MaxKeepRevisions {
+		return fmt.Errorf("must be between 0 and %d, got %d", MaxKeepRevisions, n)
+	}
+	return nil
+}
+
+// CheckHealthRetries judges healthcheck.retries.
+func CheckHealthRetries(n int64) error {
+	if n < 1 || n > MaxHealthRetries {
+		return fmt.Errorf("must be between 1 and %d, got %d", MaxHealthRetries, n)
+	}
+	return nil
+}
+
+// CheckImageVolume judges a VOLUME that an image declares. The image is
+// untrusted: only a clean absolute path below the root and outside the
+// kernel's filesystems becomes a directory on the host.
+func CheckImageVolume(key string) error {
+	switch {
+	case strings.ContainsRune(key, 0):
+		return errors.New("contains NUL")
+	case !strings.HasPrefix(key, "/"):
+		return errors.New("is not an absolute path")
+	case slices.Contains(strings.Split(key, "/"), ".."):
+		return errors.New("has a '..' element")
+	case path.Clean(key) == "/":
+		return errors.New("is the root directory")
+	}
+	clean := path.Clean(key)
+	if k, ok := underKernelPath(clean); ok {
+		return fmt.Errorf("is under %s, the kernel's", k)
+	}
+	if len(volumeDirName(clean)) > maxFileName {
+		return fmt.Errorf("is too long: its directory on the host would have a name over %d bytes", maxFileName)
+	}
+	return nil
+}
+
+// maxFileName is the longest file name Linux filesystems take (NAME_MAX).
+const maxFileName = 255
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// MaxLogSizeMiB and MaxLogFiles bound the log options.
+const (
+	MaxLogSizeMiB = 1 << 20
+	MaxLogFiles   = 100
+)
+
+// CheckLogMaxSizeMiB judges log_max_size.
+func CheckLogMaxSizeMiB(n int64) error {
+	if n < 1 || n > MaxLogSizeMiB {
+		return fmt.Errorf("must be between 1 and %d MiB, got %d", MaxLogSizeMiB, n)
+	}
+	return nil
+}
+
+// CheckLogMaxFiles judges log_max_files.
+func CheckLogMaxFiles(n int64) error {
+	if n < 1 || n > MaxLogFiles {
+		return fmt.Errorf("must be between 1 and %d, got %d", MaxLogFiles, n)
+	}
+	return nil
+}
+
+// checkLogOptions judges the log options, zero meaning the default.
+func checkLogOptions(l LogOptions) error {
+	if l.MaxSizeMiB != 0 {
+		if err := CheckLogMaxSizeMiB(int64(l.MaxSizeMiB)); err != nil {
+			return inField("log_max_size", err)
+		}
+	}
+	if l.MaxFiles != 0 {
+		if err := CheckLogMaxFiles(int64(l.MaxFiles)); err != nil {
+			return inField("log_max_files", err)
+		}
+	}
+	return nil
+}
+
+// CheckNamespace judges a containerd namespace name: containerd's rule.
+func CheckNamespace(ns string) error {
+	if identifiers.Validate(ns) != nil {
+		return fmt.Errorf("must be a containerd namespace: %s; got %q", NameRule, ns)
+	}
+	return nil
+}
+
+// CheckBridgeName judges the name of the bridge device.
+func CheckBridgeName(name string) error { return host.CheckBridgeName(name) }
+
+// CheckSubnet judges the bridge network's subnet.
+func CheckSubnet(cidr string) error { return host.CheckSubnet(cidr) }
+
+// Defaults of the bridge network.
+const (
+	DefaultBridge = host.DefaultBridge
+	DefaultSubnet = host.DefaultSubnet
+)
