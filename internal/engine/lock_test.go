@@ -1,9 +1,7 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
-	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
 )
 
@@ -72,88 +67,5 @@ func TestConcurrentCreatesOfOneName(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertNothingOf(t, a, env, name)
-	}
-}
-
-// Two provider configurations with different namespaces share a data root
-// and a bridge: containers of the same name in both work, with two
-// addresses, and deleting one leaves the other's network alone.
-func TestTwoNamespacesShareABridge(t *testing.T) {
-	env := testenv.Get(t)
-	env.ImportImage(t, webImage("twons", "v1"))
-	optsA := envOptions(env)
-	optsB := envOptions(env)
-	optsB.Namespace = env.Namespace + "-b"
-	a, b := mustNew(t, optsA), mustNew(t, optsB)
-	// The second namespace needs the image too: import it there.
-	importInto(t, env, optsB.Namespace, webImage("twons", "v1"))
-	spec := engine.ContainerSpec{Name: "eng-twons", Image: "pouchtest/twons:v1", Running: true}
-	sa := create(t, a, spec)
-	sb, err := b.Create(context.Background(), spec)
-	if err != nil {
-		t.Fatalf("the same name in a second namespace on the same bridge: %v", err)
-	}
-	deleted := false
-	t.Cleanup(func() {
-		if !deleted {
-			_ = b.Delete(context.Background(), spec.Name)
-		}
-	})
-	if sa.IPAddress == "" || sb.IPAddress == "" || sa.IPAddress == sb.IPAddress {
-		t.Fatalf("addresses %q and %q, want two", sa.IPAddress, sb.IPAddress)
-	}
-	eventuallyServes(t, "http://"+sa.IPAddress+":80/", "v1")
-	eventuallyServes(t, "http://"+sb.IPAddress+":80/", "v1")
-	if err := b.Delete(context.Background(), spec.Name); err != nil {
-		t.Fatal(err)
-	}
-	deleted = true
-	eventuallyServes(t, "http://"+sa.IPAddress+":80/", "v1")
-	if st, err := a.Inspect(context.Background(), spec.Name); err != nil || st.IPAddress != sa.IPAddress {
-		t.Fatalf("the first namespace's container after the other's delete: %+v, %v", st, err)
-	}
-}
-
-// A host port another container of the namespace publishes is refused at
-// create, naming that container, and nothing is made.
-func TestPublishedPortTakenByAnotherContainer(t *testing.T) {
-	e, env := newEngine(t)
-	env.ImportImage(t, webImage("ports-taken", "v1"))
-	port := freePort(t)
-	first := engine.ContainerSpec{Name: "eng-ports-first", Image: "pouchtest/ports-taken:v1", Running: true,
-		Ports: []engine.PortMapping{{HostPort: port, ContainerPort: 80}}}
-	create(t, e, first)
-	second := first
-	second.Name = "eng-ports-second"
-	second.Ports = []engine.PortMapping{{HostIP: "127.0.0.1", HostPort: port, ContainerPort: 80}}
-	_, err := e.Create(context.Background(), second)
-	if err == nil || !strings.Contains(err.Error(), "eng-ports-first") ||
-		!strings.Contains(err.Error(), fmt.Sprintf("tcp port %d on 127.0.0.1", port)) {
-		t.Fatalf("create: %v, want the port refused, naming the container that has it", err)
-	}
-	assertNothingOf(t, e, env, second.Name)
-	eventuallyServes(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "v1")
-}
-
-// importInto imports img into namespace ns of env's daemon and unpacks it.
-func importInto(t *testing.T, env *testenv.Env, ns string, img imagebuild.Image) {
-	t.Helper()
-	var buf bytes.Buffer
-	if _, err := imagebuild.WriteArchive(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	ctx := namespaces.WithNamespace(context.Background(), ns)
-	imgs, err := env.Client.Import(ctx, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, i := range imgs {
-		image, err := env.Client.GetImage(ctx, i.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := image.Unpack(ctx, env.Snapshotter); err != nil {
-			t.Fatal(err)
-		}
 	}
 }

@@ -84,9 +84,13 @@ func checkPrivate(path string, fi os.FileInfo) error {
 		return fmt.Errorf("%s is not a directory", path)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if fi.Mode().Perm()&0o022 != 0 || !ok || int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s can be written by another user (mode %04o): "+
-			"use a directory of the provider's user's own (for example `install -d -m 0700 %s`)", path, fi.Mode().Perm(), path)
+	if !ok || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s is owned by another user, who could replace pouch's directories in it: "+
+			"use a directory of the provider's user's own (for example `install -d -m 0700 %s`)", path, path)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is writable by other users (mode %04o), who could replace pouch's directories in it: "+
+			"make it owner-only (`chmod 0700 %s`)", path, fi.Mode().Perm(), path)
 	}
 	return nil
 }
