@@ -16,7 +16,6 @@ import (
 // Defaults of pouch_container attributes.
 const (
 	defaultNetworkMode   = string(engine.NetworkBridge)
-	defaultProtocol      = "tcp" // engine.Protocols[0]
 	defaultRestart       = string(engine.RestartNo)
 	defaultStopSignal    = engine.DefaultStopSignal
 	defaultSeccomp       = engine.SeccompDefault
@@ -26,6 +25,9 @@ const (
 	defaultUpdateTimeout = 5 * time.Minute
 	defaultDeleteTimeout = 2 * time.Minute
 )
+
+// defaultProtocol is the protocol of a published port that names none.
+var defaultProtocol = engine.Protocols[0]
 
 // containerModel is the Terraform data of a pouch_container. It holds only
 // what the user asked for: the image's defaults (its entrypoint, command,

@@ -22,9 +22,12 @@ import (
 
 // Defaults of the healthcheck and upgrade attributes; they are the engine's
 // (a zero value in the engine means the same).
+var (
+	defaultHealthInterval = engine.DefaultHealthInterval.String()
+	defaultHealthTimeout  = engine.DefaultHealthTimeout.String()
+)
+
 const (
-	defaultHealthInterval    = "30s" // engine.DefaultHealthInterval
-	defaultHealthTimeout     = "30s" // engine.DefaultHealthTimeout
 	defaultHealthStartPeriod = "0s"
 	defaultHealthRetries     = int64(engine.DefaultHealthRetries)
 	defaultVerifySeconds     = int64(engine.DefaultVerifySeconds)
