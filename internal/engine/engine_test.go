@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/containers"
-
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
@@ -17,98 +15,6 @@ import (
 
 func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, "engine"))
-}
-
-// newEngine returns an engine on the package's private containerd.
-func newEngine(t *testing.T) (*engine.Engine, *testenv.Env) {
-	t.Helper()
-	env := testenv.Get(t)
-	return mustNew(t, envOptions(env)), env
-}
-
-// envOptions are the options of an engine on env's daemon.
-func envOptions(env *testenv.Env) engine.Options {
-	return engine.Options{
-		Address:   env.Address,
-		Namespace: env.Namespace,
-		DataRoot:  env.DataRoot,
-		Network:   engine.NetworkOptions{Bridge: env.Bridge, Subnet: env.Subnet},
-	}
-}
-
-// mustNew returns an engine for opts, closed when the test ends.
-func mustNew(t testing.TB, opts engine.Options) *engine.Engine {
-	t.Helper()
-	e, err := engine.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	return e
-}
-
-// versionImage is a long-running image whose /version file holds version.
-func versionImage(repo, version string) imagebuild.Image {
-	return imagebuild.Image{
-		Name:  "docker.io/pouchtest/" + repo + ":" + version,
-		Cmd:   []string{"sleep", "3600"},
-		Env:   []string{"PATH=/bin", "VERSION=" + version},
-		Files: map[string]string{"/version": version},
-	}
-}
-
-func create(t *testing.T, e *engine.Engine, spec engine.ContainerSpec) engine.State {
-	t.Helper()
-	st, err := e.Create(context.Background(), spec)
-	if err != nil {
-		t.Fatalf("create %s: %v", spec.Name, err)
-	}
-	t.Cleanup(func() {
-		if err := e.Delete(context.Background(), spec.Name); err != nil {
-			t.Errorf("delete %s: %v", spec.Name, err)
-		}
-	})
-	return st
-}
-
-func mustExec(t *testing.T, env *testenv.Env, id string, args ...string) string {
-	t.Helper()
-	out, err := env.Exec(t, id, args...)
-	if err != nil {
-		t.Fatalf("exec %v in %s: %v", args, id, err)
-	}
-	return strings.TrimSpace(out)
-}
-
-// snapshotsOf lists the active snapshots that belong to container id.
-func snapshotsOf(t *testing.T, env *testenv.Env, id string) []string {
-	t.Helper()
-	var keys []string
-	for _, k := range env.ActiveSnapshots(t) {
-		if strings.HasPrefix(k, id+"-") {
-			keys = append(keys, k)
-		}
-	}
-	return keys
-}
-
-// containerInfo is containerd's record of container id.
-func containerInfo(t *testing.T, env *testenv.Env, id string) containers.Container {
-	t.Helper()
-	c, err := env.Client.LoadContainer(env.Context(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := c.Info(env.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info
-}
-
-func containerSnapshot(t *testing.T, env *testenv.Env, id string) string {
-	t.Helper()
-	return containerInfo(t, env, id).SnapshotKey
 }
 
 func TestCreateInspectDelete(t *testing.T) {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,44 +21,6 @@ import (
 	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
 )
-
-// webImage serves /www/index.html (the version) with busybox httpd on port 80.
-func webImage(repo, version string) imagebuild.Image {
-	return imagebuild.Image{
-		Name:  "docker.io/pouchtest/" + repo + ":" + version,
-		Cmd:   []string{"httpd", "-f", "-p", "80", "-h", "/www"},
-		Env:   []string{"PATH=/bin"},
-		Files: map[string]string{"/www/index.html": version},
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// eventuallyServes waits until url answers with body want.
-func eventuallyServes(t *testing.T, url, want string) {
-	t.Helper()
-	client := &http.Client{Timeout: time.Second}
-	var last string
-	testenv.Eventually(t, 15*time.Second, fmt.Sprintf("%s serves %q", url, want), func() bool {
-		resp, err := client.Get(url)
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		last = string(b)
-		return strings.TrimSpace(last) == want
-	})
-}
 
 // The container's network namespace outlives its tasks: the same IP and MAC
 // after an image upgrade and after a restart, and the service answers at
@@ -109,12 +69,6 @@ func TestBridgeIdentitySurvivesUpgradeAndRestart(t *testing.T) {
 		t.Fatalf("eth0 in the container lacks %s", st.IPAddress)
 	}
 	eventuallyServes(t, published, "v2")
-}
-
-func sha(t *testing.T, env *testenv.Env, id, file string) string {
-	t.Helper()
-	out := mustExec(t, env, id, "sha256sum", file)
-	return strings.Fields(out)[0]
 }
 
 // Bytes in a named volume, a bind mount and an anonymous image volume

@@ -24,23 +24,6 @@ import (
 
 var phases = []engine.Phase{engine.PhaseStage, engine.PhaseStop, engine.PhaseSwap, engine.PhaseStart, engine.PhaseVerify, engine.PhaseCommit}
 
-// journalPhase is the phase of the update journal on a container; "" when
-// no update is in progress.
-func journalPhase(t *testing.T, env *testenv.Env, id string) string {
-	t.Helper()
-	ext, ok := containerInfo(t, env, id).Extensions["io.pouch.journal"]
-	if !ok {
-		return ""
-	}
-	var j struct {
-		Phase string `json:"phase"`
-	}
-	if err := json.Unmarshal(ext.GetValue(), &j); err != nil {
-		t.Fatal(err)
-	}
-	return j.Phase
-}
-
 // statefulImage is a long-running image with a VOLUME at /var/lib/app; v2
 // also declares /var/lib/extra, which an upgrade must create (and a
 // rollback remove).
@@ -99,19 +82,6 @@ func assertOldContainer(t *testing.T, e *engine.Engine, env *testenv.Env, name, 
 	assertNothingLeaked(t, e, env, name, 1)
 	if _, err := os.Stat(filepath.Join(env.DataRoot, "volumes", env.Namespace, "_anonymous", name, "var_lib_extra")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the volume staged for the new image was left behind: %v", err)
-	}
-}
-
-func assertNothingLeaked(t *testing.T, e *engine.Engine, env *testenv.Env, name string, snapshots int) {
-	t.Helper()
-	if keys := snapshotsOf(t, env, name); len(keys) != snapshots {
-		t.Fatalf("snapshots of %s: %v, want %d", name, keys, snapshots)
-	}
-	if leases := env.Leases(t); len(leases) != 0 {
-		t.Fatalf("leases left: %v", leases)
-	}
-	if p := journalPhase(t, env, name); p != "" {
-		t.Fatalf("journal left in phase %q", p)
 	}
 }
 

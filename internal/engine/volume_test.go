@@ -12,7 +12,6 @@ import (
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
-	"github.com/pouch/terraform-provider-pouch/internal/testenv"
 )
 
 // The image is untrusted: these tests build images the way an attacker
@@ -148,32 +147,6 @@ func TestHostileImageVolumeKeysAreRefused(t *testing.T) {
 			t.Fatalf("the refused upgrade touched the task: pid %d, was %d", got, pid)
 		}
 		assertNothingLeaked(t, e, env, up.ID, 1)
-	}
-}
-
-// assertNothingOf checks that nothing of container name exists: no
-// container, snapshot, lease, network namespace, log, image volume or lock.
-func assertNothingOf(t *testing.T, e *engine.Engine, env *testenv.Env, name string) {
-	t.Helper()
-	if _, err := e.Inspect(context.Background(), name); !errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("container %s: %v, want not found", name, err)
-	}
-	if keys := snapshotsOf(t, env, name); len(keys) != 0 {
-		t.Fatalf("snapshots left of %s: %v", name, keys)
-	}
-	if leases := env.Leases(t); len(leases) != 0 {
-		t.Fatalf("leases left: %v", leases)
-	}
-	root, ns := e.Options().DataRoot, e.Options().Namespace
-	for _, p := range []string{
-		filepath.Join(root, "netns", ns, name),
-		filepath.Join(root, "containers", ns, name),
-		filepath.Join(root, "volumes", ns, "_anonymous", name),
-		filepath.Join(root, "locks", ns, name+".lock"),
-	} {
-		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("%s is left behind (%v)", p, err)
-		}
 	}
 }
 
