@@ -93,9 +93,12 @@ func upgradeAttributes() map[string]schema.Attribute {
 			Attributes: map[string]schema.Attribute{
 				"command": schema.ListAttribute{
 					Description: "Command and arguments run in the container, e.g. `[\"cat\", \"/healthy\"]`; " +
-						"exit code 0 is healthy. Not run through a shell (use `[\"sh\", \"-c\", \"...\"]` for one).",
+						"exit code 0 is healthy. Not run through a shell (use `[\"sh\", \"-c\", \"...\"]` for one). " +
+						"Sensitive, as a command line may carry a password: plans do not show it, and errors and logs " +
+						"name it by its first word only; its output is discarded.",
 					ElementType: types.StringType,
 					Required:    true,
+					Sensitive:   true,
 					Validators:  []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(argValidator)},
 				},
 				"interval": schema.StringAttribute{
