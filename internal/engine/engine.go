@@ -147,16 +147,9 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{opts: opts, log: log, faultHook: defaultFaultHook}
 	e.host = opts.Host
 	if e.host == nil {
-		e.host = &host.Local{
-			NetNSDir:  e.netnsDir(),
-			LogDriver: opts.LogDriver,
-			Network: host.NetworkConfig{
-				Name:     networkName(opts.Network.Bridge),
-				Bridge:   opts.Network.Bridge,
-				Subnet:   opts.Network.Subnet,
-				ConfFile: opts.Network.ConfFile,
-				StateDir: filepath.Join(opts.DataRoot, networkStateDir),
-			},
+		var err error
+		if e.host, err = e.localHost(); err != nil {
+			return nil, err
 		}
 	}
 	return e, nil

@@ -10,7 +10,6 @@ import (
 
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -57,9 +56,9 @@ func deriveSecurity(ctx context.Context, id string, s *oci.Spec) (Security, []st
 	if len(caps.Inheritable) > 0 || len(caps.Ambient) > 0 {
 		lost = append(lost, "inheritable or ambient capabilities")
 	}
-	current, err := cap.Current()
+	current, err := hostCapabilities()
 	if err != nil {
-		return Security{}, nil, fmt.Errorf("read the running kernel's capabilities: %w", err)
+		return Security{}, nil, err
 	}
 	hasAll := !slices.ContainsFunc(current, func(c string) bool { return !slices.Contains(bounding, c) })
 	sec.Privileged = hasAll && linux.Seccomp == nil && len(linux.MaskedPaths) == 0 && len(linux.ReadonlyPaths) == 0 &&

@@ -59,5 +59,3 @@ type Host interface {
 	// SyncFS writes out the dirty data of the filesystem that holds path.
 	SyncFS(path string) error
 }
-
-var _ Host = (*host.Local)(nil)

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/labels"
+	"github.com/moby/sys/capability"
 	"github.com/moby/sys/signal"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine/host"
@@ -422,10 +422,48 @@ func CheckCapability(name string) error {
 	if strings.EqualFold(name, CapabilityAll) {
 		return nil
 	}
-	if !slices.Contains(cap.Known(), capabilityName(name)) {
+	if !slices.Contains(knownCapabilities(), capabilityName(name)) {
 		return fmt.Errorf("must be a Linux capability such as \"NET_ADMIN\" or \"CAP_NET_ADMIN\", or %q; got %q", CapabilityAll, name)
 	}
 	return nil
+}
+
+// knownCapabilities are the names of the capabilities Linux has (in the
+// runtime spec's form, "CAP_NET_ADMIN"), whatever system the provider runs
+// on: the plan is checked before any host is reached.
+func knownCapabilities() []string { return capabilityNames(capability.ListKnown()) }
+
+// hostCapabilities are the names of the capabilities that containers on
+// this host can be given: those of the running kernel that this process
+// (root, beside containerd and runc) holds, as containerd counts them for
+// a privileged container.
+func hostCapabilities() ([]string, error) {
+	supported, err := capability.ListSupported()
+	if err != nil {
+		return nil, fmt.Errorf("read the kernel's capabilities: %w", err)
+	}
+	self, err := capability.NewPid2(0)
+	if err == nil {
+		err = self.Load()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read this process's capabilities: %w", err)
+	}
+	var held []capability.Cap
+	for _, c := range supported {
+		if self.Get(capability.EFFECTIVE, c) {
+			held = append(held, c)
+		}
+	}
+	return capabilityNames(held), nil
+}
+
+func capabilityNames(caps []capability.Cap) []string {
+	out := make([]string, len(caps))
+	for i, c := range caps {
+		out[i] = capabilityName(c.String())
+	}
+	return out
 }
 
 // capabilityName writes a capability name as the runtime spec wants it.

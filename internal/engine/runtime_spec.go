@@ -13,7 +13,6 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -76,22 +75,23 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 // securityOpts turns Security into spec options. The default is
 // containerd's: its default capabilities, its default seccomp profile and
 // no_new_privileges. Capabilities are dropped first, then added (Docker's
-// order); ALL stands for every capability of the running kernel.
+// order); ALL stands for every capability the host can give (see
+// hostCapabilities).
 func securityOpts(sec Security) ([]oci.SpecOpts, error) {
 	var opts []oci.SpecOpts
 	if sec.Privileged {
 		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
 	}
 	if len(sec.CapDrop) > 0 || len(sec.CapAdd) > 0 {
-		kernel, err := cap.Current()
-		if err != nil {
-			return nil, fmt.Errorf("read the running kernel's capabilities: %w", err)
-		}
-		drop, err := capabilitySet(sec.CapDrop, kernel, "capabilities.drop")
+		available, err := hostCapabilities()
 		if err != nil {
 			return nil, err
 		}
-		add, err := capabilitySet(sec.CapAdd, kernel, "capabilities.add")
+		drop, err := capabilitySet(sec.CapDrop, available, "capabilities.drop")
+		if err != nil {
+			return nil, err
+		}
+		add, err := capabilitySet(sec.CapAdd, available, "capabilities.add")
 		if err != nil {
 			return nil, err
 		}
@@ -129,20 +129,20 @@ func securityOpts(sec Security) ([]oci.SpecOpts, error) {
 func isCapabilityAll(c string) bool { return strings.EqualFold(c, CapabilityAll) }
 
 // capabilitySet writes capability names as the runtime spec wants them
-// (upper case, with the CAP_ prefix), ALL as every capability the running
-// kernel has, and refuses one the kernel does not have: runc would fail
+// (upper case, with the CAP_ prefix), ALL as every capability the host can
+// give (see hostCapabilities), and refuses one it cannot: runc would fail
 // to start the task, or leave the capability out without a word.
-func capabilitySet(caps, kernel []string, field string) ([]string, error) {
+func capabilitySet(caps, available []string, field string) ([]string, error) {
 	var out []string
 	for i, c := range caps {
 		if isCapabilityAll(c) {
-			out = append(out, kernel...)
+			out = append(out, available...)
 			continue
 		}
 		name := capabilityName(c)
-		if !slices.Contains(kernel, name) {
-			return nil, fmt.Errorf("%w: %s[%d] %s is not a capability of this host's kernel (it has %d); "+
-				"remove it, or run on a newer kernel", ErrInvalidSpec, field, i, name, len(kernel))
+		if !slices.Contains(available, name) {
+			return nil, fmt.Errorf("%w: %s[%d] %s is not a capability this host can give (its kernel and "+
+				"containerd have %d): remove it, or run on a host that has it", ErrInvalidSpec, field, i, name, len(available))
 		}
 		out = append(out, name)
 	}

@@ -252,9 +252,9 @@ func statefulAttributes() map[string]schema.Attribute {
 		},
 		"capabilities": schema.SingleNestedAttribute{
 			Description: "Linux capabilities added to or dropped from containerd's default set, e.g. " +
-				"`NET_ADMIN` or `CAP_NET_ADMIN` (any case); `ALL` stands for every capability of the host's kernel. " +
+				"`NET_ADMIN` or `CAP_NET_ADMIN` (any case); `ALL` stands for every capability the host can give a container (its kernel's, as containerd holds them). " +
 				"The drops apply first, then the additions (`drop = [\"ALL\"]` with `add = [\"NET_BIND_SERVICE\"]` " +
-				"keeps that one only). A name the host's kernel does not have fails the apply. " + restartsInPlace,
+				"keeps that one only). A name the host cannot give fails the apply. " + restartsInPlace,
 			Optional: true,
 			Attributes: map[string]schema.Attribute{
 				"add": schema.ListAttribute{

@@ -1,3 +1,5 @@
+//go:build linux
+
 package host
 
 // The copier populates anonymous volumes from image contents, which are
@@ -34,19 +36,6 @@ const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLO
 
 var skippedTypes = map[uint32]string{
 	unix.S_IFCHR: "character device", unix.S_IFBLK: "block device", unix.S_IFSOCK: "socket",
-}
-
-// CopyReport says what CopyTree did not copy as it was, for the caller to log.
-type CopyReport struct {
-	// Files counts the regular files and FIFOs created, Dirs the directories
-	// created below dst (not dst itself), Symlinks the symlinks created and
-	// Hardlinks the entries created as a hardlink to an earlier copy.
-	Files, Dirs, Symlinks, Hardlinks int
-	// StrippedSetID lists the paths (relative to the tree's root, slash-separated) of regular files
-	// whose setuid/setgid bits were removed.
-	StrippedSetID []string
-	// Skipped lists the paths of entries not copied (device nodes, sockets), with why, e.g. "dev/mem: character device".
-	Skipped []string
 }
 
 // CopyTree copies the directory tree at src into dst, which must be an existing EMPTY directory

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package host is the host-side networking of pouch: persistent network
 // namespaces (one per container, bind-mounted so they outlive tasks) and a
 // CNI network that attaches them to a local bridge, so that a container keeps
@@ -12,11 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -28,17 +28,9 @@ import (
 	"github.com/containernetworking/plugins/pkg/utils"
 )
 
-// Defaults for NetworkConfig fields left empty.
-const (
-	DefaultNetworkName = "pouch"
-	DefaultBridge      = "pouch0"
-	DefaultSubnet      = "10.88.0.0/16"
-	// IfName is the interface CNI creates inside each container namespace.
-	IfName = "eth0"
-	// cniVersion of the generated conflist. Debian 12's plugins (1.1.1)
-	// support up to 1.0.0.
-	cniVersion = "1.0.0"
-)
+// cniVersion of the generated conflist. Debian 12's plugins (1.1.1)
+// support up to 1.0.0.
+const cniVersion = "1.0.0"
 
 // DefaultPluginDirs are searched for CNI plugin binaries when
 // NetworkConfig.PluginDirs is empty: the upstream location first, then the
@@ -56,23 +48,6 @@ type NetworkConfig struct {
 	ConfFile   string   // optional existing .conflist/.conf chosen by the user; pouch then writes nothing
 	PluginDirs []string // default DefaultPluginDirs
 	StateDir   string   // required: holds the host-local IPAM data (StateDir/ipam) and the CNI cache (StateDir/cache)
-}
-
-// PortMapping publishes ContainerPort of a container on HostPort of the host.
-type PortMapping struct {
-	HostIP        string // empty: every host address
-	HostPort      int
-	ContainerPort int
-	Protocol      string // "tcp" (default) or "udp"
-}
-
-// Attachment is the network identity of an attached container.
-type Attachment struct {
-	IP        string // container address, e.g. "10.88.0.2"
-	MAC       string // MAC of Interface
-	Gateway   string // the bridge address
-	Interface string // interface inside the namespace, "eth0"
-	PrefixLen int    // prefix length of the subnet
 }
 
 // Network is a loaded CNI network. Its methods are safe for concurrent use;
@@ -244,31 +219,6 @@ func writeConfList(cfg *NetworkConfig) (*libcni.NetworkConfigList, error) {
 		return nil, fmt.Errorf("write CNI conflist: %w", err)
 	}
 	return list, nil
-}
-
-// bridgeNameRegexp is the form of a Linux network interface name.
-var bridgeNameRegexp = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$`)
-
-// CheckBridgeName judges the name of the bridge device.
-func CheckBridgeName(name string) error {
-	if !bridgeNameRegexp.MatchString(name) {
-		return fmt.Errorf("must be a network interface name: 1 to 15 letters, digits, '_', '.' and '-', "+
-			"starting with a letter or digit; got %q", name)
-	}
-	return nil
-}
-
-// CheckSubnet judges the bridge network's subnet: an IPv4 network with room
-// for a gateway and containers.
-func CheckSubnet(cidr string) error {
-	p, err := netip.ParsePrefix(cidr)
-	switch {
-	case err != nil || !p.Addr().Is4():
-		return fmt.Errorf("must be an IPv4 network in CIDR notation such as %s, got %q", DefaultSubnet, cidr)
-	case p.Bits() > 30:
-		return fmt.Errorf("%q is too small for a bridge and containers: use a /30 or larger", cidr)
-	}
-	return nil
 }
 
 // checkPlugins reports every plugin binary of list (including IPAM plugins)
