@@ -67,6 +67,7 @@ func (r *containerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 
 func containerSchema(ctx context.Context) schema.Schema {
 	s := schema.Schema{
+		Version: containerSchemaVersion,
 		Description: "A container on containerd, with a task that runs while `running` is true. " +
 			"Changing `image` upgrades the container in place: it keeps its ID, its root filesystem " +
 			"is swapped onto the new image and the task restarted; if the new image does not start (or fails " +

@@ -140,23 +140,17 @@ func statefulAttributes() map[string]schema.Attribute {
 			Computed: true,
 			Default:  booldefault.StaticBool(false),
 		},
-		"image_volumes": schema.ListNestedAttribute{
+		// A computed list of objects, not a computed-only nested attribute:
+		// `terraform plan -generate-config-out` crashes on those in
+		// terraform 1.5 and OpenTofu up to 1.10 (hashicorp/terraform#34463,
+		// opentofu/opentofu#3555). Schema version 1 reshaped it.
+		"image_volumes": schema.ListAttribute{
 			Description: "Anonymous volumes made for the VOLUMEs the image declares and no mount covers: " +
 				"populated from the image's files when first made, kept across restarts and image " +
-				"upgrades, removed on destroy unless `keep_image_volumes`. Computed.",
-			Computed: true,
-			NestedObject: schema.NestedAttributeObject{
-				Attributes: map[string]schema.Attribute{
-					"target": schema.StringAttribute{
-						Description: "Path in the container.",
-						Computed:    true,
-					},
-					"path": schema.StringAttribute{
-						Description: "Directory on the host.",
-						Computed:    true,
-					},
-				},
-			},
+				"upgrades, removed on destroy unless `keep_image_volumes`. Each is an object with `target`, " +
+				"the path in the container, and `path`, the directory on the host. Computed.",
+			Computed:    true,
+			ElementType: types.ObjectType{AttrTypes: imageVolumeAttrTypes},
 			PlanModifiers: []planmodifier.List{
 				sameWhileAttributeUnchanged{source: fwpath.Root("image"), image: true, more: []fwpath.Path{fwpath.Root("mounts")}},
 			},

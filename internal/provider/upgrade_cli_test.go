@@ -35,7 +35,7 @@ type tfCLI struct {
 
 // newTFCLI builds the provider (with -tags pouchfault) into a directory of
 // its own and returns a working directory whose CLI configuration points
-// terraform at it.
+// terraform (TF_ACC_TERRAFORM_PATH) at it.
 func newTFCLI(t *testing.T) *tfCLI {
 	t.Helper()
 	terraform := os.Getenv("TF_ACC_TERRAFORM_PATH")
@@ -45,6 +45,13 @@ func newTFCLI(t *testing.T) *tfCLI {
 			t.Skip("no terraform: set TF_ACC_TERRAFORM_PATH")
 		}
 	}
+	return newTFCLIWith(t, terraform)
+}
+
+// newTFCLIWith is newTFCLI for the client at terraform (a terraform or
+// tofu binary).
+func newTFCLIWith(t *testing.T, terraform string) *tfCLI {
+	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go toolchain on PATH to build the provider")
@@ -63,9 +70,11 @@ func newTFCLI(t *testing.T) *tfCLI {
 		t.Fatalf("build the provider: %v\n%s", err, out)
 	}
 	rc := filepath.Join(pluginDir, "cli.tfrc")
+	// OpenTofu reads "pouch/pouch" as registry.opentofu.org/pouch/pouch.
 	cfg := fmt.Sprintf(`provider_installation {
   dev_overrides {
-    "pouch/pouch" = %q
+    "registry.terraform.io/pouch/pouch" = %[1]q
+    "registry.opentofu.org/pouch/pouch" = %[1]q
   }
   direct {}
 }
