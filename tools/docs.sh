@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# make docs: format the examples and regenerate docs/ with tfplugindocs
-# (the go:generate lines in tools/tools.go), offline.
+# make docs: format the examples and regenerate docs/ with tfplugindocs (a
+# tool of the tools module, tools/go.mod), offline.
 #
 # tfplugindocs builds the provider, then asks the terraform found on PATH for
 # its schema (it would download one if none were on PATH): tools/setup.sh
 # links one as bin/terraform, which goes first on PATH here.
 #
-# With --check, fails if the generated docs differ from the committed ones.
+# With --check, also validates the docs (tfplugindocs validate) and fails if
+# the generated docs differ from the committed ones.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,9 +23,13 @@ export CHECKPOINT_DISABLE=1
 export TF_CLI_CONFIG_FILE="$repo/bin/docs.tfrc"
 : >"$TF_CLI_CONFIG_FILE"
 
-go generate -tags tools ./tools
+terraform fmt -recursive examples/
+go -C tools build -o "$repo/bin/tfplugindocs" github.com/hashicorp/terraform-plugin-docs/cmd/tfplugindocs
+bin/tfplugindocs generate --provider-dir . --provider-name pouch
 
 if [ "${1:-}" = --check ]; then
+  # The generated pages are what the registry shows: check them too.
+  bin/tfplugindocs validate --provider-dir . --provider-name pouch
   if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     echo "docs: not a git work tree; skipping the staleness check" >&2
     exit 0

@@ -100,8 +100,13 @@ func (b *bench) prepare(ctx context.Context) error {
 	bin := filepath.Join(b.tmp, "bin")
 	b.provider = filepath.Join(bin, "terraform-provider-pouch")
 	logf("building the provider and the control provider into %s", bin)
-	for out, pkg := range map[string]string{b.provider: ".", filepath.Join(bin, "terraform-provider-floor"): "./tools/bench/floorprovider"} {
+	// The provider is the checkout's main module; the control provider is
+	// in this benchmark's module, tools/bench.
+	for out, pkg := range map[string]string{b.provider: ".", filepath.Join(bin, "terraform-provider-floor"): "./floorprovider"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+		if pkg != "." {
+			cmd.Dir = filepath.Join("tools", "bench")
+		}
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("build %s: %w", pkg, err)
