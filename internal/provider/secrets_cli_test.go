@@ -263,19 +263,19 @@ func linesWith(s, needle string) string {
 }
 
 // TestAccSecrets_refusedWithoutWriteOnlySupport: a terraform older than
-// 1.11 (its path in POUCH_TEST_TERRAFORM_1_5) cannot send write-only
+// 1.11 (its path in TF_ACC_TERRAFORM_1_5_PATH) cannot send write-only
 // values; a plan with secret_env fails with a clear error instead of
 // treating the secret as a plain attribute.
 func TestAccSecrets_refusedWithoutWriteOnlySupport(t *testing.T) {
-	old := os.Getenv("POUCH_TEST_TERRAFORM_1_5")
+	old := os.Getenv("TF_ACC_TERRAFORM_1_5_PATH")
 	if old == "" {
-		t.Skip("set POUCH_TEST_TERRAFORM_1_5 to a terraform binary older than 1.11 to run this test")
+		t.Skip("set TF_ACC_TERRAFORM_1_5_PATH to a terraform binary older than 1.11 to run this test")
 	}
 	env := accEnv(t)
 	tf := newTFCLI(t)
 	tf.terraform = old
 	if major, minor := terraformVersion(t, old); major > 1 || major == 1 && minor >= 11 {
-		t.Fatalf("POUCH_TEST_TERRAFORM_1_5=%s is terraform %d.%d, not older than 1.11", old, major, minor)
+		t.Fatalf("TF_ACC_TERRAFORM_1_5_PATH=%s is terraform %d.%d, not older than 1.11", old, major, minor)
 	}
 	v1 := testImage("sec-old", "v1")
 	env.ImportImage(t, v1)
@@ -284,7 +284,11 @@ func TestAccSecrets_refusedWithoutWriteOnlySupport(t *testing.T) {
 	if code == 0 || !regexp.MustCompile(`(?i)write-?only`).MatchString(out) || !strings.Contains(out, "secret_env") {
 		t.Fatalf("plan with secret_env on terraform older than 1.11: exit code %d, want an error naming secret_env as write-only\n%s", code, out)
 	}
-	if strings.Contains(out, "s3cr3t-0ld") {
+	// Terraform quotes the configuration's line under the error (the
+	// user's own file, as written): the message itself must not hold the
+	// value.
+	quoted := regexp.MustCompile(`(?m)^\s+\d+:\s.*$`)
+	if strings.Contains(quoted.ReplaceAllString(out, ""), "s3cr3t-0ld") {
 		t.Errorf("the error shows the secret:\n%s", out)
 	}
 	if err := checkDestroyed(t, env, "acc-sec-old")(nil); err != nil {

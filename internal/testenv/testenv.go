@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -91,11 +92,14 @@ var nameRe = regexp.MustCompile(`[^a-z0-9]+`)
 // serves the log and exits before any test runs.
 func Main(m *testing.M, pkg string) int {
 	containerlog.ServeIfLogger()
+	flag.Parse() // for testing.Short
 	pkgName = strings.Trim(nameRe.ReplaceAllString(strings.ToLower(pkg), "-"), "-")
 	if pkgName == "" {
 		pkgName = "pkg"
 	}
-	cleanStale()
+	if !testing.Short() {
+		cleanStale()
+	}
 	code := m.Run()
 	if theEnv != nil {
 		if err := theEnv.stop(); err != nil {
@@ -110,11 +114,15 @@ func Main(m *testing.M, pkg string) int {
 
 // Get returns the package's Env, starting the daemon on the first call. If
 // containerd or runc is missing or the daemon does not come up, the test
-// fails (never skips).
+// fails; it skips only in -short mode (`make unit`), which runs the tests
+// that need neither root nor a daemon.
 func Get(t testing.TB) *Env {
 	t.Helper()
 	if pkgName == "" {
 		t.Fatal("testenv.Get: the package has no TestMain calling testenv.Main(m, pkg); add one so the daemon is stopped")
+	}
+	if testing.Short() {
+		t.Skip("needs a private containerd, and root: run `make test` (this is `make unit`, -short)")
 	}
 	once.Do(func() { startErr = start() })
 	if startErr != nil {

@@ -301,6 +301,9 @@ func TestHeldErrorNamesTheHolder(t *testing.T) {
 }
 
 func TestHolderInAnotherPIDNamespace(t *testing.T) {
+	if testing.Short() || os.Geteuid() != 0 {
+		t.Skip("needs root to make a PID namespace (CLONE_NEWPID): run `make test`")
+	}
 	path := lockPath(t)
 	h := startHelper(t, path, "update web", true)
 	_, err := Acquire(context.Background(), path, "delete web", 0)

@@ -30,8 +30,8 @@ const wait = 10 * time.Second
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, bridges, iptables)")
+	if testing.Short() || os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, bridges, iptables, owners): run `make test`")
 	}
 }
 
