@@ -11,6 +11,12 @@
 #   4. applies examples/demo with image v1, then with image v2, and checks
 #      that the container ID did not change and that the new version serves.
 #
+# Terraform's working directory, with its state, is $POUCH_DEMO_DIR
+# (/var/lib/pouch-demo), not the checkout: the container belongs to the host,
+# and a later checkout (or a second clone, after the first was deleted) goes
+# on managing it. A container of the demo's name that no state knows (left by
+# an older version, whose state was in the checkout) is imported first.
+#
 # The container is left running; `tools/demo.sh destroy` (make demo-destroy)
 # removes it.
 set -euo pipefail
@@ -20,6 +26,7 @@ repo=$(pwd)
 sock=${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}
 ns=${CONTAINERD_NAMESPACE:-pouch}
 url=http://127.0.0.1:8089/
+workdir=${POUCH_DEMO_DIR:-/var/lib/pouch-demo}
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -50,10 +57,16 @@ HCL
 export TF_CLI_CONFIG_FILE=$cliconfig
 export CHECKPOINT_DISABLE=1 TF_INPUT=0
 
+# The configuration is this checkout's; the state is the host's.
+mkdir -p "$workdir"
+chmod 0700 "$workdir"
+cp examples/demo/main.tf "$workdir/main.tf"
+echo "terraform working directory (state): $workdir"
+
 if [ "${1:-}" = destroy ]; then
   say "Destroying the demo container"
-  image=$("$tf" -chdir=examples/demo output -raw image 2>/dev/null || echo docker.io/pouch/demo:v1)
-  "$tf" -chdir=examples/demo destroy -auto-approve -var "image=$image"
+  image=$("$tf" -chdir="$workdir" output -raw image 2>/dev/null || echo docker.io/pouch/demo:v1)
+  "$tf" -chdir="$workdir" destroy -auto-approve -var "image=$image"
   exit 0
 fi
 
@@ -62,7 +75,7 @@ imgdir=$(mktemp -d)
 trap 'rm -rf "$imgdir"' EXIT
 declare -A digest
 for v in v1 v2; do
-  digest[$v]=$(go run ./tools/mkimage \
+  digest[$v]=$(go -C tools run ./mkimage \
     -name "docker.io/pouch/demo:$v" \
     -out "$imgdir/demo-$v.tar" \
     -env "PATH=/usr/sbin:/usr/bin:/sbin:/bin" \
@@ -102,9 +115,9 @@ served() {
 apply() {
   local v=$1
   say "terraform apply -var image=docker.io/pouch/demo:$v"
-  "$tf" -chdir=examples/demo apply -auto-approve -var "image=docker.io/pouch/demo:$v"
+  "$tf" -chdir="$workdir" apply -auto-approve -var "image=docker.io/pouch/demo:$v"
   say "terraform output"
-  "$tf" -chdir=examples/demo output
+  "$tf" -chdir="$workdir" output
   local got
   got=$(served "$v")
   echo "GET $url -> ${got:-<nothing>}"
@@ -121,14 +134,22 @@ created_at() {
   ctr -a "$sock" -n "$ns" containers info "$1" | sed -n 's/^ *"CreatedAt": "\(.*\)",\{0,1\}$/\1/p'
 }
 
+# A demo container that no state knows: adopt it rather than fail with
+# "already exists".
+if ! "$tf" -chdir="$workdir" state list 2>/dev/null | grep -q '^pouch_container.web$' &&
+  ctr -a "$sock" -n "$ns" containers info pouch-demo-web >/dev/null 2>&1; then
+  say "Importing the existing container pouch-demo-web into the demo's state"
+  "$tf" -chdir="$workdir" import -var "image=docker.io/pouch/demo:v1" pouch_container.web pouch-demo-web
+fi
+
 apply v1
-id1=$("$tf" -chdir=examples/demo output -raw id)
+id1=$("$tf" -chdir="$workdir" output -raw id)
 created1=$(created_at "$id1")
 apply v2
-id2=$("$tf" -chdir=examples/demo output -raw id)
+id2=$("$tf" -chdir="$workdir" output -raw id)
 created2=$(created_at "$id2")
-image2=$("$tf" -chdir=examples/demo output -raw image)
-imageid2=$("$tf" -chdir=examples/demo output -raw image_id)
+image2=$("$tf" -chdir="$workdir" output -raw image)
+imageid2=$("$tf" -chdir="$workdir" output -raw image_id)
 
 echo
 echo "container $id2 creation time: $created1 before the upgrade, $created2 after"
