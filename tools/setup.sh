@@ -27,7 +27,7 @@ else
 fi
 
 # --- Debian packages --------------------------------------------------------
-packages=(containerd runc busybox-static skopeo docker-registry containernetworking-plugins iptables)
+packages=(containerd runc busybox-static skopeo docker-registry containernetworking-plugins iptables gnupg)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -75,5 +75,8 @@ mkdir -p "$repo/bin"
 if [ "$(readlink -f "$repo/bin/terraform" 2>/dev/null || true)" != "$tf" ]; then
   ln -sfn "$tf" "$repo/bin/terraform"
 fi
+
+# goreleaser v2.15.1, for make release and the install test (built once).
+bash tools/release.sh --install >&2
 
 echo "TF_ACC_TERRAFORM_PATH=$tf"
