@@ -12,6 +12,7 @@ import (
 
 	"github.com/pouch/terraform-provider-pouch/internal/containerlog"
 	"github.com/pouch/terraform-provider-pouch/internal/provider"
+	"github.com/pouch/terraform-provider-pouch/internal/remote"
 )
 
 // version is set by the release build (-ldflags "-X main.version=...").
@@ -21,6 +22,9 @@ func main() {
 	// A containerd shim starts this binary as the log driver of the
 	// containers' tasks (see internal/containerlog): serve the log and exit.
 	containerlog.ServeIfLogger()
+	// The provider starts this binary on a remote host, over SSH, as the
+	// agent that runs the engine there (see internal/remote).
+	remote.ServeIfAgent(version)
 
 	var debug bool
 	flag.BoolVar(&debug, "debug", false, "run the provider with support for debuggers like delve")

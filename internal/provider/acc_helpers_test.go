@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
+	"github.com/pouch/terraform-provider-pouch/internal/remote"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
 )
 
@@ -26,7 +27,12 @@ import (
 // testenv. They do not run in parallel: several of them count every active
 // snapshot and container of the namespace.
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, "provider")) }
+// TestMain serves as the agent when the acceptance tests of remote hosts
+// upload this test binary (the provider they run in process) to a host.
+func TestMain(m *testing.M) {
+	remote.ServeIfAgent("test")
+	os.Exit(testenv.Main(m, "provider"))
+}
 
 // testAddr is the address of the container in every acceptance config.
 const testAddr = "pouch_container.test"

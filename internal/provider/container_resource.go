@@ -256,7 +256,7 @@ func (r *containerResource) Configure(_ context.Context, req resource.ConfigureR
 }
 
 // engine returns the configured engine, or adds an error when there is none.
-func (r *containerResource) engine(diags *diag.Diagnostics) *engine.Engine {
+func (r *containerResource) engine(diags *diag.Diagnostics) engine.API {
 	if r.data == nil || r.data.engine == nil {
 		diags.AddError("Provider not configured",
 			"The pouch provider's configuration is not known, so containers cannot be changed. "+
@@ -381,7 +381,7 @@ func (r *containerResource) Update(ctx context.Context, req resource.UpdateReque
 
 // restoreState writes the container as it is after a failed update into the
 // response state, or the prior state when it cannot be read.
-func (r *containerResource) restoreState(ctx context.Context, eng *engine.Engine, name string,
+func (r *containerResource) restoreState(ctx context.Context, eng engine.API, name string,
 	prior containerModel, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
+	"github.com/pouch/terraform-provider-pouch/internal/remote"
 )
 
 // Environment variables read for provider settings left out of the
@@ -50,13 +52,18 @@ type providerModel struct {
 	BridgeName    types.String `tfsdk:"bridge_name"`
 	BridgeSubnet  types.String `tfsdk:"bridge_subnet"`
 	CNIConfigFile types.String `tfsdk:"cni_config_file"`
+
+	Host          types.String `tfsdk:"host"`
+	RemoteAddress types.String `tfsdk:"remote_address"`
+	AgentPath     types.String `tfsdk:"agent_path"`
+	SSH           types.Object `tfsdk:"ssh"`
 }
 
 // providerData is what Configure hands to resources. engine is nil when the
 // configuration was not known yet (plan time with values computed from other
 // resources): resources then keep their prior state on refresh.
 type providerData struct {
-	engine *engine.Engine
+	engine engine.API
 }
 
 func (p *pouchProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -127,6 +134,9 @@ func (p *pouchProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 			},
 		},
 	}
+	for name, a := range remoteAttributes() {
+		resp.Schema.Attributes[name] = a
+	}
 }
 
 func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
@@ -139,9 +149,9 @@ func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureReq
 	// Values computed from other resources are unknown at plan time. That is
 	// not an error: resources keep their prior state until the values are
 	// known, and apply always runs with a known configuration.
-	for _, v := range []types.String{cfg.Address, cfg.Namespace, cfg.Snapshotter, cfg.Runtime, cfg.DataRoot,
-		cfg.BridgeName, cfg.BridgeSubnet, cfg.CNIConfigFile} {
-		if v.IsUnknown() {
+	for _, v := range []attr.Value{cfg.Address, cfg.Namespace, cfg.Snapshotter, cfg.Runtime, cfg.DataRoot,
+		cfg.BridgeName, cfg.BridgeSubnet, cfg.CNIConfigFile, cfg.Host, cfg.RemoteAddress, cfg.AgentPath, cfg.SSH} {
+		if !fullyKnown(ctx, v) {
 			tflog.Debug(ctx, "provider configuration not known yet; containers will not be refreshed in this plan")
 			data := &providerData{}
 			resp.ResourceData = data
@@ -163,25 +173,41 @@ func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureReq
 		},
 		Logger: engineLogger{},
 	}
-	// engine.New does no I/O: the connection is made on first use, so a
-	// missing daemon is reported by the resource operation that needs it.
-	eng, err := engine.New(opts)
+	// Neither engine.New nor remote.New does I/O: the connection is made on
+	// first use, so a missing daemon or host is reported by the resource
+	// operation that needs it.
+	var eng engine.API
+	var err error
+	if rc := remoteConfig(ctx, cfg, p.version, opts, &resp.Diagnostics); rc != nil {
+		eng, err = remote.New(*rc)
+		if err == nil {
+			tflog.Debug(ctx, "configured pouch provider for a remote host", map[string]any{
+				"host": rc.Host, "address": rc.Engine.Address, "namespace": rc.Engine.Namespace, "data_root": rc.Engine.DataRoot})
+		}
+	} else {
+		eng, err = engine.New(opts)
+		if err == nil {
+			o := eng.Options()
+			tflog.Debug(ctx, "configured pouch provider", map[string]any{
+				"address":     o.Address,
+				"namespace":   o.Namespace,
+				"snapshotter": o.Snapshotter,
+				"runtime":     o.Runtime,
+				"data_root":   o.DataRoot,
+				"bridge":      o.Network.Bridge,
+				"subnet":      o.Network.Subnet,
+				"cni_config":  o.Network.ConfFile,
+			})
+		}
+	}
 	if err != nil {
 		resp.Diagnostics.AddError("Invalid provider configuration", err.Error()+
-			" (the value may come from the "+envAddress+" or "+envNamespace+" environment variable).")
+			" (the value may come from the "+envAddress+", "+envNamespace+" or "+envHost+" environment variable).")
 		return
 	}
-	opts = eng.Options()
-	tflog.Debug(ctx, "configured pouch provider", map[string]any{
-		"address":     opts.Address,
-		"namespace":   opts.Namespace,
-		"snapshotter": opts.Snapshotter,
-		"runtime":     opts.Runtime,
-		"data_root":   opts.DataRoot,
-		"bridge":      opts.Network.Bridge,
-		"subnet":      opts.Network.Subnet,
-		"cni_config":  opts.Network.ConfFile,
-	})
+	if resp.Diagnostics.HasError() {
+		return
+	}
 
 	data := &providerData{engine: eng}
 	resp.ResourceData = data

@@ -125,7 +125,7 @@ func (r *volumeResource) Configure(_ context.Context, req resource.ConfigureRequ
 	r.data = data
 }
 
-func (r *volumeResource) engine(diags *diag.Diagnostics) *engine.Engine {
+func (r *volumeResource) engine(diags *diag.Diagnostics) engine.API {
 	if r.data == nil || r.data.engine == nil {
 		diags.AddError("Provider not configured",
 			"The pouch provider's configuration is not known, so volumes cannot be changed. "+

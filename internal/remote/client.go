@@ -1,0 +1,392 @@
+// Package remote runs the engine on a containerd host that Terraform does
+// not run on: a Terraform Cloud run, a CI runner or a laptop drives the
+// host over SSH. The provider's own binary serves as the agent on the
+// host: the provider uploads it (once per version), starts it over an SSH
+// session and calls the engine's API through it, as JSON-RPC 2.0 on the
+// session's standard input and output (a versioned protocol: protocol.go).
+// Every containerd call, every host operation and the whole
+// stop-swap-start window of an upgrade happen on the host; the journal and
+// the container locks stay there, and an upgrade whose connection dies
+// finishes or rolls back on the host by itself.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine"
+)
+
+// Config is how to reach a host and run the engine there.
+type Config struct {
+	// Host is the host's SSH URL, "ssh://user@host:port".
+	Host string
+	SSH  SSH
+	// AgentPath is an agent installed on the host by hand; empty uploads
+	// this binary (which needs the host's system to be this one's).
+	AgentPath string
+	// Engine are the options of the engine on the host (Address is its
+	// containerd socket there). Host and LogDriver are the agent's own.
+	Engine engine.Options
+	// Version is the provider's, which the agent is told.
+	Version string
+}
+
+// Client is the engine of a remote host: an engine.API. It connects on
+// first use and keeps one connection (an SSH client, one agent) for all
+// the calls of a provider configuration; a connection that drops is
+// dialled again once.
+type Client struct {
+	cfg    Config
+	target Target
+	log    engine.Logger
+	// dialer makes a connection: dial, over SSH; tests give a pipe.
+	dialer func(context.Context) (*connection, error)
+
+	mu    sync.Mutex
+	conn  *connection
+	opts  engine.Options // in effect on the host, once connected
+	calls sync.Map       // call name -> context, for the agent's log lines
+	seq   atomic.Uint64
+}
+
+var _ engine.API = (*Client)(nil)
+
+// New returns a client for cfg. It does no I/O.
+func New(cfg Config) (*Client, error) {
+	t, err := ParseHost(cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("host %w", err)
+	}
+	if cfg.SSH.KeepAlive <= 0 {
+		cfg.SSH.KeepAlive = 15 * time.Second
+	}
+	log := cfg.Engine.Logger
+	if log == nil {
+		log = discard{}
+	}
+	opts := cfg.Engine
+	if opts.DataRoot == "" {
+		opts.DataRoot = engine.DefaultDataRoot
+	}
+	if err := engine.CheckDataRoot(opts.DataRoot); err != nil {
+		return nil, fmt.Errorf("data_root %w", err)
+	}
+	cfg.Engine = opts
+	c := &Client{cfg: cfg, target: t, log: log, opts: opts}
+	c.dialer = c.dial
+	return c, nil
+}
+
+type discard struct{}
+
+func (discard) Debug(context.Context, string, map[string]any) {}
+func (discard) Info(context.Context, string, map[string]any)  {}
+
+// connection is one agent, and what carries the calls to it (an SSH
+// client and session).
+type connection struct {
+	rpc     *jsonrpc2.Conn
+	stderr  *tailBuffer
+	done    chan struct{}
+	closers []func() error
+}
+
+func (c *connection) close() {
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	c.rpc.Close()
+	for _, f := range c.closers {
+		_ = f()
+	}
+}
+
+// lost reports whether the connection is gone.
+func (c *connection) lost() bool {
+	select {
+	case <-c.rpc.DisconnectNotify():
+		return true
+	default:
+		return false
+	}
+}
+
+// connected returns the live connection, dialling one when there is none.
+func (c *Client) connected(ctx context.Context) (*connection, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil && !c.conn.lost() {
+		return c.conn, nil
+	}
+	if c.conn != nil {
+		c.conn.close()
+		c.conn = nil
+	}
+	conn, err := c.dialer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.conn = conn
+	return conn, nil
+}
+
+// dial connects to the host, installs the agent if need be, starts it and
+// says hello.
+func (c *Client) dial(ctx context.Context) (*connection, error) {
+	start := time.Now()
+	client, err := dial(ctx, c.target, c.cfg.SSH)
+	if err != nil {
+		return nil, err
+	}
+	agent, uploaded, err := installAgent(ctx, client, c.cfg.Engine.DataRoot, c.cfg.AgentPath)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("host %s: %w", c.cfg.Host, err)
+	}
+	if uploaded {
+		c.log.Info(ctx, "uploaded the agent to the host", map[string]any{"host": c.cfg.Host, "agent": agent})
+	}
+	conn, err := c.startAgent(ctx, client, agent)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	c.log.Debug(ctx, "connected to the host", map[string]any{"host": c.cfg.Host, "agent": agent, "took": time.Since(start).String()})
+	return conn, nil
+}
+
+func (c *Client) startAgent(ctx context.Context, client *ssh.Client, agent string) (*connection, error) {
+	s, err := client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("open an SSH session on %s: %w", c.cfg.Host, err)
+	}
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr := &tailBuffer{max: 4096}
+	s.Stderr = stderr
+	if err := s.Start("exec " + shellQuote(agent) + " " + agentArg); err != nil {
+		return nil, fmt.Errorf("start the agent %s on %s: %w", agent, c.cfg.Host, err)
+	}
+	conn := c.newConnection(sessionStream{stdout, stdin}, stderr, s.Close, client.Close)
+	go keepAlive(client, c.cfg.SSH.KeepAlive, conn.done)
+	if err := c.hello(ctx, conn, agent); err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// newConnection starts the protocol on stream, the agent's standard input
+// and output.
+func (c *Client) newConnection(stream io.ReadWriteCloser, stderr *tailBuffer, closers ...func() error) *connection {
+	conn := &connection{stderr: stderr, done: make(chan struct{}), closers: closers}
+	conn.rpc = jsonrpc2.NewConn(context.Background(), jsonrpc2.NewBufferedStream(stream, jsonrpc2.VSCodeObjectCodec{}),
+		jsonrpc2.HandlerWithError(c.handleNotification))
+	return conn
+}
+
+// hello tells the agent the protocol and the engine's options, and learns
+// the options in effect on the host.
+func (c *Client) hello(ctx context.Context, conn *connection, agent string) error {
+	var hello helloResult
+	opts := c.cfg.Engine
+	err := conn.rpc.Call(ctx, methodHello, helloParams{Protocol: ProtocolVersion, Version: c.cfg.Version, Options: toWire(opts)}, &hello)
+	if err != nil {
+		conn.close()
+		if errors.Is(fromRPCError(err), errProtocolVersion) && c.cfg.AgentPath != "" {
+			return fmt.Errorf("%w: install the agent of this provider's version at agent_path %s on %s", fromRPCError(err), agent, c.cfg.Host)
+		}
+		return c.agentError(conn, fmt.Errorf("the agent on %s: %w", c.cfg.Host, fromRPCError(err)))
+	}
+	c.opts = hello.Options.options()
+	return nil
+}
+
+// sessionStream is the provider's end of the agent's standard input and
+// output.
+type sessionStream struct {
+	io.Reader
+	io.WriteCloser
+}
+
+// handleNotification writes the agent's log lines to the log of the
+// request that caused them.
+func (c *Client) handleNotification(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
+	if req.Method != notifyLog || !req.Notif {
+		return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: req.Method}
+	}
+	var p logParams
+	if err := decode(req, &p); err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if v, ok := c.calls.Load(p.Call); ok {
+		ctx = v.(context.Context)
+	}
+	if p.Fields == nil {
+		p.Fields = map[string]any{}
+	}
+	p.Fields["host"] = c.cfg.Host
+	if p.Level == "debug" {
+		c.log.Debug(ctx, p.Msg, p.Fields)
+	} else {
+		c.log.Info(ctx, p.Msg, p.Fields)
+	}
+	return nil, nil
+}
+
+// agentError adds to err what the agent wrote on its standard error, if it
+// died.
+func (c *Client) agentError(conn *connection, err error) error {
+	if tail := strings.TrimSpace(conn.stderr.String()); tail != "" {
+		return fmt.Errorf("%w; the agent wrote: %s", err, tail)
+	}
+	return err
+}
+
+// call calls the agent. A connection that is lost on the way is dialled
+// again, once, and the call made again: every method is safe to repeat
+// (the engine's lock makes a repeated update wait for the first and then
+// find nothing to do).
+func (c *Client) call(ctx context.Context, method string, params interface{ setCall(string, time.Time) }, result any) error {
+	_, err := c.callAgain(ctx, method, params, result)
+	return err
+}
+
+// callAgain is call, saying whether the call was made again on a new
+// connection.
+func (c *Client) callAgain(ctx context.Context, method string, params interface{ setCall(string, time.Time) }, result any) (again bool, _ error) {
+	name := strconv.FormatUint(c.seq.Add(1), 10)
+	deadline, _ := ctx.Deadline()
+	params.setCall(name, deadline)
+	c.calls.Store(name, ctx)
+	defer c.calls.Delete(name)
+	for attempt := 0; ; attempt++ {
+		again = attempt > 0
+		conn, err := c.connected(ctx)
+		if err != nil {
+			if again {
+				return again, fmt.Errorf("lost the connection to %s during %s, and could not connect again: %w", c.cfg.Host, method, err)
+			}
+			return again, err
+		}
+		err = conn.rpc.Call(ctx, method, params, result)
+		if err == nil {
+			return again, nil
+		}
+		dropped := conn.lost() || errors.Is(err, jsonrpc2.ErrClosed)
+		switch {
+		case dropped && again:
+			return again, c.agentError(conn, fmt.Errorf("lost the connection to %s again during %s: %w", c.cfg.Host, method, err))
+		case !dropped || ctx.Err() != nil:
+			return again, fromRPCError(err)
+		}
+		c.log.Info(ctx, "the connection to the host dropped: connecting again", map[string]any{"host": c.cfg.Host, "call": method})
+	}
+}
+
+func (p *callParams) setCall(name string, deadline time.Time) { p.Call, p.Deadline = name, deadline }
+
+// Create creates a container on the host. When the connection dropped
+// during the create and the container exists when the call is repeated, it
+// is the one this create made (the container's lock kept every other
+// creator out): its state is returned.
+func (c *Client) Create(ctx context.Context, spec engine.ContainerSpec) (engine.State, error) {
+	var st wireState
+	again, err := c.callAgain(ctx, methodCreate, &containerParams{Spec: specToWire(spec)}, &st)
+	if err != nil && again && strings.Contains(err.Error(), "already exists") {
+		if got, ierr := c.Inspect(ctx, spec.Name); ierr == nil && engine.SameImage(got.Spec.Image, spec.Image) {
+			return got, nil
+		}
+	}
+	if err != nil {
+		return engine.State{}, err
+	}
+	return st.state(), nil
+}
+
+// Inspect reads a container on the host.
+func (c *Client) Inspect(ctx context.Context, id string) (engine.State, error) {
+	var st wireState
+	if err := c.call(ctx, methodInspect, &containerParams{ID: id}, &st); err != nil {
+		return engine.State{}, err
+	}
+	return st.state(), nil
+}
+
+// Update changes a container on the host.
+func (c *Client) Update(ctx context.Context, id string, spec engine.ContainerSpec) (engine.State, error) {
+	var st wireState
+	if err := c.call(ctx, methodUpdate, &containerParams{ID: id, Spec: specToWire(spec)}, &st); err != nil {
+		return engine.State{}, err
+	}
+	return st.state(), nil
+}
+
+// Delete deletes a container on the host.
+func (c *Client) Delete(ctx context.Context, id string) error {
+	return c.call(ctx, methodDelete, &containerParams{ID: id}, nil)
+}
+
+// CreateVolume creates a named volume on the host.
+func (c *Client) CreateVolume(ctx context.Context, spec engine.VolumeSpec) (engine.Volume, error) {
+	var v engine.Volume
+	err := c.call(ctx, methodCreateVolume, &volumeParams{Spec: spec}, &v)
+	return v, err
+}
+
+// InspectVolume reads a named volume on the host.
+func (c *Client) InspectVolume(ctx context.Context, name string) (engine.Volume, error) {
+	var v engine.Volume
+	err := c.call(ctx, methodInspectVolume, &volumeParams{Name: name}, &v)
+	return v, err
+}
+
+// DeleteVolume deletes a named volume on the host.
+func (c *Client) DeleteVolume(ctx context.Context, name string) error {
+	return c.call(ctx, methodDeleteVolume, &volumeParams{Name: name}, nil)
+}
+
+// Ping connects, if need be, and checks that the host's containerd
+// answers.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.call(ctx, methodPing, &callParams{}, nil)
+}
+
+// Options are the options in effect on the host (before the first
+// connection, those asked for).
+func (c *Client) Options() engine.Options {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opts
+}
+
+// Close ends the connection; the agent finishes what it was asked, then
+// exits.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		c.conn.close()
+		c.conn = nil
+	}
+	return nil
+}
