@@ -225,11 +225,14 @@ func hostKeyCallback(cfg SSH, target bool) (ssh.HostKeyCallback, error) {
 		return ssh.InsecureIgnoreHostKey(), nil
 	}
 	if strings.TrimSpace(cfg.HostKey) != "" {
-		key, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(cfg.HostKey))
+		// A bare key ("ssh-ed25519 AAAA..."), not known_hosts lines (whose
+		// host field would read as an authorized key's options).
+		key, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(cfg.HostKey))
+		bare := err == nil && len(options) == 0 && strings.TrimSpace(string(rest)) == ""
 		switch {
-		case err == nil && strings.TrimSpace(string(rest)) == "" && target:
+		case bare && target:
 			return pinned(key), nil
-		case err == nil && strings.TrimSpace(string(rest)) == "":
+		case bare:
 			// One key pins the target; a bastion's is in known_hosts.
 			return knownHostsFile(cfg.KnownHostsFile)
 		}

@@ -10,6 +10,11 @@
 // Every package gets its own namespace ("pouch-test-<pkg>-<pid>") because the
 // runc state directory and the cgroup paths are shared by every containerd on
 // the machine.
+//
+// A test that needs more than one daemon gets further ones with
+// Env.NewDaemon, and "remote hosts" (an sshd on a loopback port serving a
+// daemon of its own) with Env.NewSSHHost; both are stopped by t.Cleanup, or
+// by Main when a test left them behind.
 package testenv
 
 import (
@@ -55,6 +60,7 @@ type Env struct {
 
 	daemon *exec.Cmd
 	exited <-chan struct{} // closed when the daemon process has exited
+	parent *Env            // the package's Env, for the daemons of NewDaemon
 
 	regOnce sync.Once
 	reg     *registry.Server
@@ -101,6 +107,14 @@ func Main(m *testing.M, pkg string) int {
 		cleanStale()
 	}
 	code := m.Run()
+	// Daemons and hosts whose t.Cleanup did not run (newest first, so that
+	// an sshd stops before its daemon).
+	if err := stopExtras(); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: cleanup: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	if theEnv != nil {
 		if err := theEnv.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "testenv: cleanup: %v\n", err)
@@ -137,6 +151,21 @@ func (e *Env) Context() context.Context {
 }
 
 func start() error {
+	if err := checkDaemonPrereqs(); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", dirPrefix+pkgName+"-")
+	if err != nil {
+		return err
+	}
+	e := newEnv(dir, fmt.Sprintf("pouch-test-%s-%d", pkgName, os.Getpid()),
+		fmt.Sprintf("pt%.6s%d", pkgName, os.Getpid()%10000), testSubnet(pkgName, os.Getpid()))
+	theEnv = e // Main cleans up from now on
+	return e.startDaemon()
+}
+
+// checkDaemonPrereqs tells why no private containerd can run here.
+func checkDaemonPrereqs() error {
 	for _, bin := range []string{"containerd", "runc", "containerd-shim-runc-v2"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return fmt.Errorf("%s not found in PATH (install Debian's containerd and runc packages): %w", bin, err)
@@ -145,21 +174,28 @@ func start() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("containerd needs root; run the tests as root (euid is %d)", os.Geteuid())
 	}
-	dir, err := os.MkdirTemp("", dirPrefix+pkgName+"-")
-	if err != nil {
-		return err
-	}
-	e := &Env{
+	return nil
+}
+
+// newEnv returns the Env of a daemon living in dir (not started yet).
+func newEnv(dir, namespace, bridge, subnet string) *Env {
+	return &Env{
 		Address:     filepath.Join(dir, "containerd.sock"),
-		Namespace:   fmt.Sprintf("pouch-test-%s-%d", pkgName, os.Getpid()),
+		Namespace:   namespace,
 		Snapshotter: Snapshotter,
 		DataRoot:    filepath.Join(dir, "data"),
 		Dir:         dir,
-		Bridge:      fmt.Sprintf("pt%.6s%d", pkgName, os.Getpid()%10000),
-		Subnet:      testSubnet(pkgName, os.Getpid()),
+		Bridge:      bridge,
+		Subnet:      subnet,
 		imported:    map[string]string{},
 	}
-	theEnv = e
+}
+
+// startDaemon writes the files of e.Dir (those cleanStale reads included)
+// and starts the daemon and waits for it. On an error, stop still cleans up
+// whatever was started.
+func (e *Env) startDaemon() error {
+	dir := e.Dir
 	if len(e.Address)+len(".ttrpc") >= 100 {
 		return fmt.Errorf("socket path %q too long; set TMPDIR to a shorter directory", e.Address)
 	}
@@ -167,10 +203,7 @@ func start() error {
 		return err
 	}
 	// Files read by cleanStale when this process dies without cleaning up.
-	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "namespace"), []byte(e.Namespace), 0o644); err != nil {
+	if err := writeOwnerFiles(dir, e.Namespace, e.Bridge); err != nil {
 		return err
 	}
 	config := fmt.Sprintf(`version = 2
@@ -229,6 +262,26 @@ disabled_plugins = [
 	return nil
 }
 
+// writeOwnerFiles records in dir who owns it (this process) and what to
+// clean besides the directory, for cleanStale. namespace and bridge may be
+// empty.
+func writeOwnerFiles(dir, namespace, bridge string) error {
+	files := [][2]string{
+		{"namespace", namespace},
+		{"bridge", bridge},
+		{"owner.pid", strconv.Itoa(os.Getpid())}, // last: it makes the directory stale-cleanable
+	}
+	for _, f := range files {
+		if f[1] == "" {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, f[0]), []byte(f[1]), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (e *Env) waitReady() error {
 	deadline := time.Now().Add(StartTimeout)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -280,12 +333,17 @@ func (e *Env) waitReady() error {
 }
 
 // stop removes every task and container of the daemon, stops the daemon and
-// the registry, kills leftover shims, unmounts and removes the directory.
+// the registry, kills leftover shims, unmounts, deletes the bridge and
+// removes the directory. It serves the package's Env (from Main) and the
+// daemons of NewDaemon (from t.Cleanup, or Main) alike, and copes with a
+// daemon that failed to start or is already gone.
 func (e *Env) stop() error {
 	var errs []error
-	if e.Client != nil && e.daemon != nil && !childproc.Exited(e.exited) {
-		if err := e.removeAll(); err != nil {
-			errs = append(errs, err)
+	if e.Client != nil {
+		if e.daemon != nil && !childproc.Exited(e.exited) {
+			if err := e.removeAll(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		e.Client.Close()
 	}
@@ -295,13 +353,8 @@ func (e *Env) stop() error {
 	if e.daemon != nil {
 		childproc.Stop(e.daemon, e.exited, 10*time.Second)
 	}
-	if err := cleanDir(e.Dir, e.Namespace); err != nil {
+	if err := cleanDir(e.Dir, e.Namespace, e.Bridge); err != nil {
 		errs = append(errs, err)
-	}
-	if link, err := netlink.LinkByName(e.Bridge); err == nil {
-		if err := netlink.LinkDel(link); err != nil {
-			errs = append(errs, fmt.Errorf("delete bridge %s: %w", e.Bridge, err))
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -356,10 +409,15 @@ func (e *Env) removeAll() error {
 	return errors.Join(errs...)
 }
 
-// cleanDir makes sure nothing of an Env directory is left: it force-deletes
-// runc containers of the namespace, kills the shims and processes started
-// from the directory, unmounts everything below it and removes it.
-func cleanDir(dir, ns string) error {
+// cleanDir makes sure nothing of an Env (or SSHHost) directory is left: it
+// force-deletes runc containers of the namespace, kills the shims, daemons
+// and sshd started from the directory and the processes started in the sshd
+// sessions, unmounts everything below it, deletes the bridge and removes the
+// directory. ns and bridge may be empty.
+func cleanDir(dir, ns, bridge string) error {
+	if dir == "" {
+		return nil
+	}
 	address := filepath.Join(dir, "containerd.sock")
 	// runc containers whose shim is gone would otherwise keep running.
 	if ns != "" {
@@ -371,14 +429,20 @@ func cleanDir(dir, ns string) error {
 			_ = os.Remove(root)
 		}
 	}
-	// Shims of this daemon (they run in their own process groups), and the
-	// daemon and registry if still there.
+	// Shims of this daemon (they run in their own process groups), the
+	// daemon, registry and sshd if still there, and what the sshd's sessions
+	// started (marked by their environment).
 	for _, pid := range findProcs(func(cmdline string) bool {
 		return strings.Contains(cmdline, "containerd-shim") && strings.Contains(cmdline, address+"\x00") ||
 			strings.Contains(cmdline, filepath.Join(dir, "config.toml")) ||
-			strings.Contains(cmdline, filepath.Join(dir, "registry.yml"))
+			strings.Contains(cmdline, filepath.Join(dir, "registry.yml")) ||
+			strings.Contains(cmdline, filepath.Join(dir, sshdConfigName))
 	}) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	var errs []error
+	if err := killMarked(dir, 10*time.Second); err != nil {
+		errs = append(errs, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -390,7 +454,6 @@ func cleanDir(dir, ns string) error {
 		}
 		time.Sleep(20 * time.Millisecond) // polling for exit, bounded by deadline
 	}
-	var errs []error
 	if ns != "" {
 		removeCgroups(ns)
 	}
@@ -399,6 +462,13 @@ func cleanDir(dir, ns string) error {
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
+	}
+	if bridge != "" {
+		if link, err := netlink.LinkByName(bridge); err == nil {
+			if err := netlink.LinkDel(link); err != nil {
+				errs = append(errs, fmt.Errorf("delete bridge %s: %w", bridge, err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -432,6 +502,13 @@ func removeCgroups(ns string) {
 
 // findProcs returns the pids whose NUL-separated command line matches.
 func findProcs(match func(cmdline string) bool) []int {
+	return findProcsBy("cmdline", match)
+}
+
+// findProcsBy returns the pids whose /proc/PID/<file> (cmdline or environ:
+// NUL-separated, given with a trailing NUL) matches. Zombies have empty
+// files and never match.
+func findProcsBy(file string, match func(content string) bool) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -443,7 +520,7 @@ func findProcs(match func(cmdline string) bool) []int {
 		if err != nil || pid == self {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), file))
 		if err != nil || len(b) == 0 {
 			continue
 		}
@@ -511,8 +588,11 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// cleanStale removes the directories (and daemons, shims, mounts) left by
-// earlier test processes of this package that died without cleaning up.
+// cleanStale removes the directories (and daemons, shims, mounts, bridges,
+// sshd and what their sessions started) left by earlier test processes of
+// this package that died without cleaning up: the package's Env, the daemons
+// of NewDaemon and the hosts of NewSSHHost all live in directories named
+// dirPrefix+pkgName+"-*" holding owner.pid.
 func cleanStale() {
 	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+pkgName+"-*"))
 	for _, dir := range matches {
@@ -525,7 +605,8 @@ func cleanStale() {
 			continue // owner still alive (or unknown)
 		}
 		ns, _ := os.ReadFile(filepath.Join(dir, "namespace"))
-		if err := cleanDir(dir, strings.TrimSpace(string(ns))); err != nil {
+		bridge, _ := os.ReadFile(filepath.Join(dir, "bridge"))
+		if err := cleanDir(dir, strings.TrimSpace(string(ns)), strings.TrimSpace(string(bridge))); err != nil {
 			fmt.Fprintf(os.Stderr, "testenv: removing stale %s: %v\n", dir, err)
 		}
 	}
