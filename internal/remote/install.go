@@ -116,9 +116,10 @@ func installAgent(ctx context.Context, client *ssh.Client, dataRoot, agentPath s
 		return "", false, err
 	}
 	defer f.Close()
-	tmp := agent + ".upload"
-	script := fmt.Sprintf("umask 077 && mkdir -p %s && cat > %s && chmod 0700 %s && mv -f %s %s",
-		shellQuote(dir), shellQuote(tmp), shellQuote(tmp), shellQuote(tmp), shellQuote(agent))
+	// A file of this upload's own (other providers may be uploading the
+	// same agent at the same time), renamed into place once whole.
+	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s && t=$(mktemp %[1]s/.upload.XXXXXXXX) || exit 1
+cat > "$t" && chmod 0700 "$t" && mv -f "$t" %[2]s || { rm -f "$t"; exit 1; }`, shellQuote(dir), shellQuote(agent))
 	if _, err := run(client, script, f); err != nil {
 		return "", false, fmt.Errorf("upload the agent to %s: %w", agent, err)
 	}
@@ -143,18 +144,11 @@ func run(client *ssh.Client, cmd string, stdin io.Reader) (string, error) {
 	if err := s.Run(cmd); err != nil {
 		var exit *ssh.ExitError
 		if errors.As(err, &exit) {
-			return out.String(), fmt.Errorf("%s: exit status %d: %s", firstWord(cmd), exit.ExitStatus(), strings.TrimSpace(stderr.String()))
+			return out.String(), fmt.Errorf("exit status %d: %s", exit.ExitStatus(), strings.TrimSpace(stderr.String()))
 		}
 		return out.String(), err
 	}
 	return strings.TrimSpace(out.String()), nil
-}
-
-func firstWord(cmd string) string {
-	if f := strings.Fields(cmd); len(f) > 0 {
-		return f[0]
-	}
-	return cmd
 }
 
 // shellQuote quotes s for a POSIX shell.
