@@ -387,6 +387,21 @@ var freePort = func() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Authorize lets the client key of other log in to h as well (sshd reads
+// authorized_keys on every login): one key for several hosts, as a fleet
+// has.
+func (h *SSHHost) Authorize(t testing.TB, other *SSHHost) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(h.Dir, "authorized_keys"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatalf("testenv: authorize %s on %s: %v", other.Name, h.Name, err)
+	}
+	defer f.Close()
+	if _, err := f.Write(ssh.MarshalAuthorizedKey(other.signer.PublicKey())); err != nil {
+		t.Fatalf("testenv: authorize %s on %s: %v", other.Name, h.Name, err)
+	}
+}
+
 // Sessions lists the pids of the sshd processes serving this host's
 // sessions (not the listener): one per connection, the listener's children
 // (with privilege separation, each has an unprivileged child while it
@@ -499,17 +514,24 @@ func (h *SSHHost) cleanup() error {
 	return killMarked(h.Dir, sshdKillTimeout)
 }
 
-// killMarked SIGKILLs the processes started in the sessions of the sshd of
-// dir (their environment has SSHHostEnvVar=dir) and waits until they are
-// gone.
-func killMarked(dir string, timeout time.Duration) error {
+// Started returns the pids of the processes that the host's sessions
+// started and that run now (an agent, and what it started): those whose
+// environment has SSHHostEnvVar set to the host's Dir.
+func (h *SSHHost) Started() []int { return marked(h.Dir) }
+
+// marked returns the pids of the processes started in the sessions of the
+// sshd of dir (their environment has SSHHostEnvVar=dir).
+func marked(dir string) []int {
 	marker := "\x00" + SSHHostEnvVar + "=" + dir + "\x00"
-	find := func() []int {
-		return findProcsBy("environ", func(env string) bool { return strings.Contains("\x00"+env, marker) })
-	}
+	return findProcsBy("environ", func(env string) bool { return strings.Contains("\x00"+env, marker) })
+}
+
+// killMarked SIGKILLs the processes started in the sessions of the sshd of
+// dir and waits until they are gone.
+func killMarked(dir string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		left := find()
+		left := marked(dir)
 		if len(left) == 0 {
 			return nil
 		}

@@ -223,6 +223,10 @@ func TestSSHHost(t *testing.T) {
 		if left := h.Sessions(t); len(left) != 0 {
 			t.Fatalf("sessions after KillSessions: %v", left)
 		}
+		// The setsid sleep outlived its session, and Started lists it.
+		if started := h.Started(); !slices.Contains(started, pid) {
+			t.Fatalf("Started() = %v, want it to list the sleep %d", started, pid)
+		}
 		if comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err != nil || string(comm) != "sleep\n" {
 			t.Fatalf("the session's sleep %d did not survive: %q, %v", pid, comm, err)
 		}
@@ -366,5 +370,30 @@ func TestStopExtras(t *testing.T) {
 	defer extrasMu.Unlock()
 	if len(extras) != 0 {
 		t.Fatalf("%d extras still registered", len(extras))
+	}
+}
+
+// TestSSHHostAuthorize: host b refuses host a's client key until it is
+// authorized, then accepts it; its own key still works.
+func TestSSHHostAuthorize(t *testing.T) {
+	e := Get(t)
+	a := e.NewSSHHost(t, SSHHostOptions{Name: "auth-a", NoDaemon: true})
+	b := e.NewSSHHost(t, SSHHostOptions{Name: "auth-b", NoDaemon: true})
+	withKeyOf := func(key *SSHHost) *ssh.ClientConfig {
+		cfg := clientConfig(t, b, b.User)
+		cfg.Auth = clientConfig(t, key, key.User).Auth
+		return cfg
+	}
+	if c, err := ssh.Dial("tcp", b.Addr, withKeyOf(a)); err == nil {
+		c.Close()
+		t.Fatal("host b accepts host a's key before Authorize")
+	}
+	b.Authorize(t, a)
+	for _, key := range []*SSHHost{a, b} {
+		c, err := ssh.Dial("tcp", b.Addr, withKeyOf(key))
+		if err != nil {
+			t.Fatalf("host b refuses the key of %s after Authorize: %v", key.Name, err)
+		}
+		c.Close()
 	}
 }
