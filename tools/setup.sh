@@ -27,7 +27,9 @@ else
 fi
 
 # --- Debian packages --------------------------------------------------------
-packages=(containerd runc busybox-static skopeo docker-registry containernetworking-plugins iptables gnupg)
+# openssh-server: the tests' remote hosts, each an sshd of their own on
+# loopback; the package's own service is not started (see policy-rc.d).
+packages=(containerd runc busybox-static skopeo docker-registry containernetworking-plugins iptables gnupg openssh-server)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -42,7 +44,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   "${SUDO[@]}" apt-get update -qq >&2
+  # Installing must not start services (sshd on port 22, a registry): the
+  # tests start their own. policy-rc.d refuses invoke-rc.d's starts.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+    "${SUDO[@]}" chmod 0755 "$policy"
+    trap '"${SUDO[@]}" rm -f "$policy"' EXIT
+  fi
   "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  if [ -n "$policy" ]; then
+    "${SUDO[@]}" rm -f "$policy"
+    trap - EXIT
+  fi
 else
   log "Debian packages present: ${packages[*]}"
 fi

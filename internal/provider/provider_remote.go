@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -29,12 +28,6 @@ type sshModel struct {
 	HostKey               types.String `tfsdk:"host_key"`
 	ProxyJump             types.String `tfsdk:"proxy_jump"`
 	InsecureIgnoreHostKey types.Bool   `tfsdk:"insecure_ignore_host_key"`
-}
-
-var sshAttrTypes = map[string]attr.Type{
-	"private_key": types.StringType, "private_key_file": types.StringType, "use_agent": types.BoolType,
-	"known_hosts_file": types.StringType, "host_key": types.StringType, "proxy_jump": types.StringType,
-	"insecure_ignore_host_key": types.BoolType,
 }
 
 // remoteAttributes are the provider's settings of a remote host.

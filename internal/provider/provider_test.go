@@ -84,29 +84,36 @@ func checkResourceSchema(t *testing.T, r fwresource.Resource) string {
 	return rmeta.TypeName
 }
 
+// Configure does no I/O: an address or host that is unknown at plan time,
+// absent, or names nothing that exists configures without a diagnostic.
 func TestProvider_configureUnknownAndDefaults(t *testing.T) {
 	ctx := context.Background()
 	srv := protoServer(t)
-	if _, err := srv.GetProviderSchema(ctx, &tfprotov6.GetProviderSchemaRequest{}); err != nil {
+	schema, err := srv.GetProviderSchema(ctx, &tfprotov6.GetProviderSchemaRequest{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	cfgType := tftypes.Object{AttributeTypes: map[string]tftypes.Type{
-		"address": tftypes.String, "namespace": tftypes.String, "snapshotter": tftypes.String,
-		"runtime": tftypes.String, "data_root": tftypes.String,
-		"bridge_name": tftypes.String, "bridge_subnet": tftypes.String, "cni_config_file": tftypes.String,
-	}}
-	for name, address := range map[string]any{
-		"unknown": tftypes.UnknownValue,
-		"null":    nil,
-		"set":     "unix:///tmp/does-not-exist.sock",
+	cfgType, ok := schema.Provider.ValueType().(tftypes.Object)
+	if !ok {
+		t.Fatalf("provider schema type %v", schema.Provider.ValueType())
+	}
+	for name, set := range map[string]map[string]any{
+		"unknown":      {"address": tftypes.UnknownValue},
+		"null":         {},
+		"set":          {"address": "unix:///tmp/does-not-exist.sock"},
+		"host unknown": {"host": tftypes.UnknownValue},
+		"host set":     {"host": "ssh://root@192.0.2.1:22", "remote_address": "/run/containerd/containerd.sock"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(envAddress, "")
+			t.Setenv(envHost, "")
 			vals := map[string]tftypes.Value{}
-			for k := range cfgType.AttributeTypes {
-				vals[k] = tftypes.NewValue(tftypes.String, nil)
+			for k, typ := range cfgType.AttributeTypes {
+				vals[k] = tftypes.NewValue(typ, nil)
 			}
-			vals["address"] = tftypes.NewValue(tftypes.String, address)
+			for k, v := range set {
+				vals[k] = tftypes.NewValue(tftypes.String, v)
+			}
 			cfg, err := tfprotov6.NewDynamicValue(cfgType, tftypes.NewValue(cfgType, vals))
 			if err != nil {
 				t.Fatal(err)

@@ -140,6 +140,36 @@ func (c *tfCLI) mustRun(args ...string) string {
 	return out
 }
 
+// hide makes every later command run where dirs are hidden: terraform
+// (and the provider it starts) runs in a mount namespace of its own with an
+// empty read-only tmpfs over each of them. It fails the test unless the
+// directories are hidden there.
+func (c *tfCLI) hide(dirs ...string) {
+	c.t.Helper()
+	var mounts strings.Builder
+	for _, d := range dirs {
+		fmt.Fprintf(&mounts, "mount -t tmpfs -o ro,size=4k,mode=0555 pouch-hidden '%s' || exit 125\n", d)
+	}
+	script := func(command string) string {
+		return "#!/bin/sh\nexec unshare --mount --propagation private -- sh -c '" +
+			strings.ReplaceAll(mounts.String(), "'", `'"'"'`) + `exec "$0" "$@"' ` + command + ` "$@"` + "\n"
+	}
+	dir := c.t.TempDir()
+	check := filepath.Join(dir, "check")
+	wrapped := filepath.Join(dir, filepath.Base(c.terraform))
+	for path, command := range map[string]string{check: "ls", wrapped: c.terraform} {
+		if err := os.WriteFile(path, []byte(script(command)), 0o755); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	for _, d := range dirs {
+		if out, err := exec.Command(check, "-A", d).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) != 0 {
+			c.t.Fatalf("%s is not hidden: %v\n%s", d, err, out)
+		}
+	}
+	c.terraform = wrapped
+}
+
 // destroyAtEnd destroys what the working directory manages when the test
 // ends, whatever happened.
 func (c *tfCLI) destroyAtEnd(env *testenv.Env, name string) {
