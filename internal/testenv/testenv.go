@@ -42,6 +42,7 @@ import (
 	"github.com/pouch/terraform-provider-pouch/internal/childproc"
 	"github.com/pouch/terraform-provider-pouch/internal/containerlog"
 	"github.com/pouch/terraform-provider-pouch/internal/registry"
+	"github.com/pouch/terraform-provider-pouch/internal/sshd"
 )
 
 // Env is one private containerd daemon shared by the tests of one package.
@@ -441,7 +442,7 @@ func cleanDir(dir, ns, bridge string) error {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	var errs []error
-	if err := killMarked(dir, 10*time.Second); err != nil {
+	if err := sshd.KillMarked(dir, 10*time.Second); err != nil {
 		errs = append(errs, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -500,15 +501,10 @@ func removeCgroups(ns string) {
 	}
 }
 
-// findProcs returns the pids whose NUL-separated command line matches.
+// findProcs returns the pids (this process aside) whose command line
+// (/proc/PID/cmdline: NUL-separated, given with a trailing NUL) matches.
+// Zombies have an empty one and never match.
 func findProcs(match func(cmdline string) bool) []int {
-	return findProcsBy("cmdline", match)
-}
-
-// findProcsBy returns the pids whose /proc/PID/<file> (cmdline or environ:
-// NUL-separated, given with a trailing NUL) matches. Zombies have empty
-// files and never match.
-func findProcsBy(file string, match func(content string) bool) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -520,7 +516,7 @@ func findProcsBy(file string, match func(content string) bool) []int {
 		if err != nil || pid == self {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), file))
+		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
 		if err != nil || len(b) == 0 {
 			continue
 		}
