@@ -125,7 +125,7 @@ type fleetHost struct {
 // happens, happens on the hosts. A release that fails its health check is
 // rolled back on host a and the apply stops there: hosts b and c are not
 // touched. A good release upgrades a, then b, then c, each in place:
-// same address, same volume bytes.
+// same address, same volume bytes. Each host's container imports again.
 func TestAccExample_fleet(t *testing.T) {
 	env := accEnv(t)
 	v1, v2, bad := fleetImage("v1", false), fleetImage("v2", false), fleetImage("v3-bad", true)
@@ -292,6 +292,22 @@ func TestAccExample_fleet(t *testing.T) {
 	}
 	if out, code := tf.run(nil, "plan", "-detailed-exitcode", "-no-color", "-var", "image="+v2.Name); code != 0 {
 		t.Fatalf("plan after the upgrade: exit code %d, want 0 (no changes)\n%s", code, out)
+	}
+
+	// Each host's container, forgotten by the state, imported again from
+	// its host: the plan is empty, and nothing was restarted.
+	for _, h := range hosts {
+		addr := "module.host_" + h.Name + ".pouch_container.service"
+		tf.mustRun("state", "rm", "-no-color", addr)
+		tf.mustRun("import", "-no-color", "-var", "image="+v2.Name, addr, service)
+	}
+	if out, code := tf.run(nil, "plan", "-detailed-exitcode", "-no-color", "-var", "image="+v2.Name); code != 0 {
+		t.Fatalf("plan after the imports: exit code %d, want 0 (no changes)\n%s", code, out)
+	}
+	for name, h := range observe() {
+		if h != upgraded[name] {
+			t.Fatalf("host %s after the imports: %+v, was %+v", name, h, upgraded[name])
+		}
 	}
 }
 
