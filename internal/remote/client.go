@@ -11,6 +11,7 @@
 package remote
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -151,15 +152,7 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	agent, uploaded, err := installAgent(ctx, client, c.cfg.Engine.DataRoot, c.cfg.AgentPath)
-	if err != nil {
-		client.Close()
-		return nil, fmt.Errorf("host %s: %w", c.cfg.Host, err)
-	}
-	if uploaded {
-		c.log.Info(ctx, "uploaded the agent to the host", map[string]any{"host": c.cfg.Host, "agent": agent})
-	}
-	conn, err := c.startAgent(ctx, client, agent)
+	conn, agent, err := c.launch(ctx, client)
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -168,30 +161,124 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 	return conn, nil
 }
 
-func (c *Client) startAgent(ctx context.Context, client *ssh.Client, agent string) (*connection, error) {
+// launch starts the agent, uploading it first if the host does not have
+// this version.
+func (c *Client) launch(ctx context.Context, client *ssh.Client) (*connection, string, error) {
+	agent, sum, err := agentFile(c.cfg.Engine.DataRoot, c.cfg.AgentPath)
+	if err != nil {
+		return nil, "", fmt.Errorf("host %s: %w", c.cfg.Host, err)
+	}
+	for attempt := 0; ; attempt++ {
+		conn, missing, err := c.startAgent(ctx, client, agent, sum)
+		switch {
+		case err != nil:
+			return nil, agent, err
+		case conn != nil:
+			return conn, agent, nil
+		case c.cfg.AgentPath != "":
+			return nil, agent, fmt.Errorf("host %s: agent_path %s is not an executable on the host: install the provider's "+
+				"binary for the host's system there (the release's zip), or leave agent_path out when the host runs %s",
+				c.cfg.Host, agent, localPlatform)
+		case attempt > 0:
+			return nil, agent, fmt.Errorf("host %s: the agent uploaded to %s does not start as the provider's (checksum %s)", c.cfg.Host, agent, sum)
+		}
+		f := strings.Fields(missing)
+		if len(f) != 3 {
+			return nil, agent, fmt.Errorf("host %s: the launch of the agent answered %q", c.cfg.Host, missing)
+		}
+		if err := uploadAgent(client, parsePlatform(f[1], f[2]), agent, sum); err != nil {
+			return nil, agent, fmt.Errorf("host %s: %w", c.cfg.Host, err)
+		}
+		c.log.Info(ctx, "uploaded the agent to the host", map[string]any{"host": c.cfg.Host, "agent": agent})
+	}
+}
+
+// startAgent runs the launch script in a session: the connection to the
+// agent, or, when it cannot start, the line that says what is missing.
+// The hello goes out with the script, not after its first line: a round
+// trip less (the script reads no input; the agent finds the hello waiting).
+func (c *Client) startAgent(ctx context.Context, client *ssh.Client, agent, sum string) (_ *connection, missing string, _ error) {
 	s, err := client.NewSession()
 	if err != nil {
-		return nil, fmt.Errorf("open an SSH session on %s: %w", c.cfg.Host, err)
+		return nil, "", fmt.Errorf("open an SSH session on %s: %w", c.cfg.Host, err)
 	}
 	stdin, err := s.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	stdout, err := s.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	stderr := &tailBuffer{max: 4096}
 	s.Stderr = stderr
-	if err := s.Start("exec " + shellQuote(agent) + " " + agentArg); err != nil {
-		return nil, fmt.Errorf("start the agent %s on %s: %w", agent, c.cfg.Host, err)
+	if err := s.Start(launchScript(agent, sum)); err != nil {
+		s.Close()
+		return nil, "", fmt.Errorf("start the agent %s on %s: %w", agent, c.cfg.Host, err)
 	}
-	conn := c.newConnection(sessionStream{stdout, stdin}, stderr, s.Close, client.Close)
-	go keepAlive(client, c.cfg.SSH.KeepAlive, conn.done)
-	if err := c.hello(ctx, conn, agent); err != nil {
-		return nil, err
+	out := newLaunchReader(stdout)
+	// Until the agent answers, closing the connection closes the session
+	// only: the SSH client may be needed to upload the agent.
+	conn := c.newConnection(sessionStream{out, stdin}, stderr, s.Close)
+	herr := c.hello(ctx, conn, agent)
+	if herr == nil {
+		conn.closers = append(conn.closers, client.Close)
+		go keepAlive(client, c.cfg.SSH.KeepAlive, conn.done)
+		return conn, "", nil
 	}
-	return conn, nil
+	conn.close()
+	line, ok := out.first()
+	switch {
+	case !ok || line == launchAgent:
+		return nil, "", herr
+	case strings.HasPrefix(line, launchInstall+" ") || line == launchMissing:
+		return nil, line, nil
+	}
+	return nil, "", fmt.Errorf("start the agent %s on %s: it answered %q: %s", agent, c.cfg.Host, line, strings.TrimSpace(stderr.String()))
+}
+
+// launchReader is the agent's standard output behind the launch script's
+// first line: the agent's output when that line is launchAgent, the end
+// of the stream otherwise.
+type launchReader struct {
+	r       *bufio.Reader
+	once    sync.Once
+	checked chan struct{}
+	line    string
+	err     error
+}
+
+func newLaunchReader(r io.Reader) *launchReader {
+	return &launchReader{r: bufio.NewReader(r), checked: make(chan struct{})}
+}
+
+func (l *launchReader) Read(p []byte) (int, error) {
+	l.once.Do(func() {
+		defer close(l.checked)
+		line, err := l.r.ReadString('\n')
+		l.line = strings.TrimSpace(line)
+		switch {
+		case err != nil:
+			l.err = err
+		case l.line != launchAgent:
+			l.err = io.EOF
+		}
+	})
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.r.Read(p)
+}
+
+// first is the script's first line, once read (false if it never was: the
+// connection failed before).
+func (l *launchReader) first() (string, bool) {
+	select {
+	case <-l.checked:
+		return l.line, true
+	default:
+		return "", false
+	}
 }
 
 // newConnection starts the protocol on stream, the agent's standard input

@@ -2,7 +2,6 @@ package remote
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -21,8 +20,10 @@ import (
 // system and architecture, the provider uploads itself once per version,
 // into <data_root>/bin/pouch-<16 hex of its sha256> (the name under which
 // the host's engine also installs its log driver: one copy serves both),
-// and checks the copy's checksum every time it connects. Otherwise an
-// agent installed on the host by hand (agent_path) is used.
+// and checks the copy's checksum before running it, in the session that
+// starts it (launchScript): one SSH session per connection, unless the
+// agent must be uploaded first. Otherwise an agent installed on the
+// host by hand (agent_path) is used.
 
 // self is this process's executable and its checksum, read once.
 var self struct {
@@ -63,71 +64,97 @@ func (p platform) String() string { return p.os + "/" + p.arch }
 // fault_env.go) to test the mismatch.
 var localPlatform = platform{runtime.GOOS, runtime.GOARCH}
 
-// remotePlatform asks the host what it runs.
-func remotePlatform(client *ssh.Client) (platform, error) {
-	out, err := run(client, "uname -s -m", nil)
-	if err != nil {
-		return platform{}, fmt.Errorf("ask the host its system (uname): %w", err)
-	}
-	f := strings.Fields(out)
-	if len(f) != 2 {
-		return platform{}, fmt.Errorf("uname -s -m answered %q", out)
-	}
-	p := platform{os: strings.ToLower(f[0]), arch: f[1]}
-	switch f[1] {
+// parsePlatform reads `uname -s` and `uname -m` in Go's names.
+func parsePlatform(kernel, machine string) platform {
+	p := platform{os: strings.ToLower(kernel), arch: machine}
+	switch machine {
 	case "x86_64", "amd64":
 		p.arch = "amd64"
 	case "aarch64", "arm64":
 		p.arch = "arm64"
 	}
-	return p, nil
+	return p
 }
 
-// installAgent returns the path of the agent on the host: agentPath when
-// set, else this binary, uploaded once per version under dataRoot.
-// uploaded says whether this call uploaded it.
-func installAgent(ctx context.Context, client *ssh.Client, dataRoot, agentPath string) (agent string, uploaded bool, err error) {
+// What the launch script prints first: the agent follows, or what is
+// missing.
+const (
+	launchAgent   = "pouch-agent"
+	launchInstall = "pouch-install" // followed by uname -s and -m
+	launchMissing = "pouch-missing"
+)
+
+// agentFile is the agent to start on the host and the checksum it must
+// have: agentPath as it is, else this binary under dataRoot.
+func agentFile(dataRoot, agentPath string) (agent, sum string, err error) {
 	if agentPath != "" {
-		if _, err := run(client, "test -x "+shellQuote(agentPath), nil); err != nil {
-			return "", false, fmt.Errorf("agent_path %s is not an executable on the host: install the provider's binary "+
-				"for the host's system there (the release's zip), or leave agent_path out when the host runs %s", agentPath, localPlatform)
-		}
-		return agentPath, false, nil
+		return agentPath, "", nil
 	}
-	host, err := remotePlatform(client)
+	_, sum, err = selfBinary()
 	if err != nil {
-		return "", false, err
+		return "", "", fmt.Errorf("read the provider's own executable, the agent: %w", err)
 	}
+	return path.Join(dataRoot, "bin", "pouch-"+sum[:16]), sum, nil
+}
+
+// launchScript starts the agent in one SSH session, the common case: it
+// checks the agent (unless it was installed by hand), prints launchAgent
+// and becomes the agent; or it prints what is missing, with the host's
+// system for an upload.
+//
+// The check is the agent's SHA-256 against sum, made again only when the
+// file changed since the last check that passed: that check wrote the
+// file's inode, size and change time (nanoseconds; no process can set it)
+// to <agent>.ok, and any write to the file or its replacement changes them.
+// Hashing the whole binary on every connection cost more than the rest of
+// the launch.
+func launchScript(agent, sum string) string {
+	a := shellQuote(agent)
+	if sum == "" {
+		return fmt.Sprintf("if [ -x %[1]s ]; then echo %[2]s; exec %[1]s %[3]s; fi; echo %[4]s", a, launchAgent, agentArg, launchMissing)
+	}
+	ok := shellQuote(agent + ".ok")
+	return fmt.Sprintf(`a=%[1]s; ok=%[2]s
+if [ -f "$a" ] && [ -x "$a" ] && m=$(stat -c '%%i %%s %%z' "$a"); then
+  if [ "$m" = "$(cat "$ok" 2>/dev/null)" ]; then echo %[4]s; exec "$a" %[5]s; fi
+  set -- $(sha256sum "$a" 2>/dev/null)
+  if [ "$1" = %[3]s ]; then
+    printf '%%s\n' "$m" > "$ok.$$" && mv -f "$ok.$$" "$ok"
+    echo %[4]s; exec "$a" %[5]s
+  fi
+fi
+echo %[6]s "$(uname -s)" "$(uname -m)"`, a, ok, shellQuote(sum), launchAgent, agentArg, launchInstall)
+}
+
+// uploadAgent uploads this binary, whose checksum is sum, to agent on a
+// host that runs host.
+func uploadAgent(client *ssh.Client, host platform, agent, sum string) error {
 	if host != localPlatform {
-		return "", false, fmt.Errorf("the host runs %s and this provider %s, so it cannot run itself there: install the "+
+		return fmt.Errorf("the host runs %s and this provider %s, so it cannot run itself there: install the "+
 			"provider's %s binary (from its release) on the host and set agent_path to it", host, localPlatform, host)
 	}
-	bin, sum, err := selfBinary()
+	bin, _, err := selfBinary()
 	if err != nil {
-		return "", false, fmt.Errorf("read the provider's own executable, the agent: %w", err)
-	}
-	dir := path.Join(dataRoot, "bin")
-	agent = path.Join(dir, "pouch-"+sum[:16])
-	if have, err := run(client, "sha256sum "+shellQuote(agent)+" 2>/dev/null", nil); err == nil && strings.HasPrefix(have, sum) {
-		return agent, false, nil
+		return fmt.Errorf("read the provider's own executable, the agent: %w", err)
 	}
 	f, err := os.Open(bin)
 	if err != nil {
-		return "", false, err
+		return err
 	}
 	defer f.Close()
 	// A file of this upload's own (other providers may be uploading the
 	// same agent at the same time), renamed into place once whole.
+	dir := path.Dir(agent)
 	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s && t=$(mktemp %[1]s/.upload.XXXXXXXX) || exit 1
 cat > "$t" && chmod 0700 "$t" && mv -f "$t" %[2]s || { rm -f "$t"; exit 1; }`, shellQuote(dir), shellQuote(agent))
 	if _, err := run(client, script, f); err != nil {
-		return "", false, fmt.Errorf("upload the agent to %s: %w", agent, err)
+		return fmt.Errorf("upload the agent to %s: %w", agent, err)
 	}
 	have, err := run(client, "sha256sum "+shellQuote(agent), nil)
 	if err != nil || !strings.HasPrefix(have, sum) {
-		return "", false, fmt.Errorf("the agent uploaded to %s does not have the provider's checksum %s (got %q, %v)", agent, sum, have, err)
+		return fmt.Errorf("the agent uploaded to %s does not have the provider's checksum %s (got %q, %v)", agent, sum, have, err)
 	}
-	return agent, true, nil
+	return nil
 }
 
 // run runs a command on the host, with stdin as its input, and returns its

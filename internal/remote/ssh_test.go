@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -161,6 +162,15 @@ func TestAgentUploadedOnce(t *testing.T) {
 	if n := log.count("uploaded the agent to the host"); n != 1 {
 		t.Fatalf("the agent was uploaded %d times for two connections, want once", n)
 	}
+	// A connection to a host that has the agent is one SSH session: the
+	// checksum is checked in the session that starts it.
+	before := sessionsStarted(t, h)
+	if err := sshClient(t, h, SSH{}, log).Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := sessionsStarted(t, h) - before; n != 1 {
+		t.Fatalf("a connection to a host with the agent took %d SSH sessions, want 1", n)
+	}
 	_, sum, err := selfBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +197,51 @@ func TestAgentUploadedOnce(t *testing.T) {
 	if n := log.count("uploaded the agent to the host"); n != 2 || fileSHA(t, agent) != sum {
 		t.Fatalf("after tampering: %d uploads, checksum %s; want the copy replaced", n, fileSHA(t, agent))
 	}
+
+}
+
+// A copy changed in place (same inode, same size) right after a check
+// passed is not run: the launch keeps the inode, size and change time of
+// the last check, and checks the checksum again when they differ.
+func TestAgentChangedInPlace(t *testing.T) {
+	env := testenv.Get(t)
+	h := env.NewSSHHost(t, testenv.SSHHostOptions{Name: "inplace"})
+	ctx := context.Background()
+	log := &messages{}
+	c := sshClient(t, h, SSH{}, log)
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	closeAll(t, h) // no agent may run while its file is written
+	_, sum, err := selfBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := filepath.Join(h.Env.DataRoot, "bin", "pouch-"+sum[:16])
+	// The agent's process may still be exiting ("text file busy").
+	var f *os.File
+	testenv.Eventually(t, 10*time.Second, "the agent's file can be written", func() bool {
+		f, err = os.OpenFile(agent, os.O_WRONLY, 0)
+		return err == nil
+	})
+	if _, err := f.WriteAt([]byte("#!/bin/sh\necho pwned\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := sshClient(t, h, SSH{}, log).Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := log.count("uploaded the agent to the host"); n != 2 || fileSHA(t, agent) != sum {
+		t.Fatalf("after a change in place: %d uploads, checksum %s; want the copy replaced", n, fileSHA(t, agent))
+	}
+}
+
+// closeAll waits until no agent the host's sessions started runs: the
+// clients of the test so far are closed.
+func closeAll(t *testing.T, h *testenv.SSHHost) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, "the agents exit", func() bool { return len(h.Started()) == 0 })
 }
 
 // Providers of several pipelines connecting to a fresh host at once all
@@ -218,9 +273,20 @@ func TestAgentUploadedConcurrently(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if want := "pouch-" + sum[:16]; len(names) != 1 || names[0] != want {
-		t.Fatalf("%s holds %v, want only %s", filepath.Join(h.Env.DataRoot, "bin"), names, want)
+	// The agent and the record of its last check, nothing else.
+	if want := "pouch-" + sum[:16]; !slices.Equal(names, []string{want, want + ".ok"}) {
+		t.Fatalf("%s holds %v, want only %s and %[3]s.ok", filepath.Join(h.Env.DataRoot, "bin"), names, want)
 	}
+}
+
+// sessionsStarted counts the sessions the host's sshd started so far.
+func sessionsStarted(t *testing.T, h *testenv.SSHHost) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.Dir, "sshd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "Starting session: command")
 }
 
 func fileSHA(t *testing.T, path string) string {
