@@ -276,8 +276,63 @@ func (e *Engine) inspectChanged(ctx context.Context, c containerd.Container, spe
 	return st, nil
 }
 
+// InspectAll reads, as Inspect does, every container of the namespace that
+// pouch made, but for those with an update to finish or undo: Inspect
+// recovers those, InspectAll changes nothing. It takes two requests to
+// containerd however many containers there are (the records, the tasks):
+// a remote provider reads all the containers of a plan's refresh with it,
+// in one round trip.
+func (e *Engine) InspectAll(ctx context.Context) ([]State, error) {
+	client, ctx, err := e.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all, err := client.Containers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	exits, err := taskStates(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	var out []State
+	for _, c := range all {
+		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok, err := readRecord(info); !ok || err != nil {
+			continue // not pouch's, or for Inspect to report
+		}
+		if j, err := readJournal(info); err != nil || j.Phase != "" {
+			continue
+		}
+		t, ok := exits[info.ID]
+		if !ok {
+			t.status = StatusCreated
+		}
+		st, err := e.stateFrom(ctx, c, info, t)
+		if err != nil {
+			continue // for Inspect to report
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 // stateOf builds a container's State from its record and its task.
 func (e *Engine) stateOf(ctx context.Context, client *containerd.Client, c containerd.Container, info containers.Container) (State, error) {
+	var t taskExit
+	var err error
+	if t.status, t.code, err = taskState(ctx, client, info.ID); err != nil {
+		return State{}, err
+	}
+	return e.stateFrom(ctx, c, info, t)
+}
+
+// stateFrom builds a container's State from its record and its task's
+// status t.
+func (e *Engine) stateFrom(ctx context.Context, c containerd.Container, info containers.Container, t taskExit) (State, error) {
 	rec, err := e.recordOf(ctx, c, info)
 	if err != nil {
 		return State{}, err
@@ -294,13 +349,10 @@ func (e *Engine) stateOf(ctx context.Context, client *containerd.Client, c conta
 			st.ImageDigest = img.Target().Digest.String()
 		}
 	}
-	var exitCode uint32
-	if st.Status, exitCode, err = taskState(ctx, client, info.ID); err != nil {
-		return State{}, err
-	}
+	st.Status = t.status
 	// A one-shot container (no start window) that ran to completion has
 	// done what it was asked: that is not drift.
-	done := st.Status == StatusStopped && exitCode == 0 && rec.Spec.Upgrade.VerifySeconds == 0
+	done := st.Status == StatusStopped && t.code == 0 && rec.Spec.Upgrade.VerifySeconds == 0
 	st.Spec.Running = st.Status == StatusRunning || done
 	if info.Spec != nil {
 		if p, err := specProcess(info.Spec.GetValue()); err == nil && p != nil {

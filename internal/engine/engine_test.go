@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/oci"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
@@ -48,6 +53,92 @@ func TestCreateInspectDelete(t *testing.T) {
 	if err := e.Delete(context.Background(), "eng-basic"); err != nil {
 		t.Fatalf("deleting a deleted container: %v", err)
 	}
+}
+
+// InspectAll reads each of pouch's containers as Inspect does, and leaves
+// out those it must not answer for: a container pouch did not make, and
+// one in the middle of an upgrade (until the upgrade ends).
+func TestInspectAllReadsWhatInspectReads(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := env.Context()
+	env.ImportImage(t, versionImage("all", "v1"))
+	env.ImportImage(t, versionImage("all", "v2"))
+	create(t, e, engine.ContainerSpec{Name: "eng-all-run", Image: "pouchtest/all:v1", Running: true})
+	create(t, e, engine.ContainerSpec{Name: "eng-all-stopped", Image: "pouchtest/all:v1", NetworkMode: engine.NetworkNone})
+	busy := engine.ContainerSpec{Name: "eng-all-busy", Image: "pouchtest/all:v1", Running: true, NetworkMode: engine.NetworkNone}
+	create(t, e, busy)
+	image, err := env.Client.GetImage(ctx, "docker.io/pouchtest/all:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.NewContainer(ctx, "eng-all-foreign", containerd.WithImage(image),
+		containerd.WithNewSnapshot("eng-all-foreign-ctr", image), containerd.WithNewSpec(oci.WithImageConfig(image))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Delete(context.Background(), "eng-all-foreign") })
+
+	// Another engine's upgrade of eng-all-busy, held once its task stopped.
+	upgrader := mustNew(t, envOptions(env))
+	stopped, hold := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // before the deletes, on a failure too
+	engine.SetFaultHook(upgrader, func(p engine.Phase) error {
+		if p == engine.PhaseStop {
+			close(stopped)
+			<-hold
+		}
+		return nil
+	})
+	busy.Image = "pouchtest/all:v2"
+	upgraded := make(chan error, 1)
+	go func() {
+		_, err := upgrader.Update(context.Background(), busy.Name, busy)
+		upgraded <- err
+	}()
+	select {
+	case <-stopped:
+	case err := <-upgraded:
+		t.Fatalf("the upgrade ended before its hold: %v", err)
+	}
+
+	all := inspectAll(t, e)
+	for _, id := range []string{"eng-all-run", "eng-all-stopped"} {
+		want, err := e.Inspect(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(all[id], want) {
+			t.Fatalf("InspectAll read %s as\n%+v\nInspect as\n%+v", id, all[id], want)
+		}
+	}
+	if _, ok := all["eng-all-foreign"]; ok {
+		t.Fatal("InspectAll read a container that pouch did not make")
+	}
+	if st, ok := all["eng-all-busy"]; ok {
+		t.Fatalf("InspectAll read a container in the middle of its upgrade: %+v", st)
+	}
+
+	release()
+	if err := <-upgraded; err != nil {
+		t.Fatal(err)
+	}
+	if st := inspectAll(t, e)["eng-all-busy"]; st.Spec.Image != "pouchtest/all:v2" || st.Status != engine.StatusRunning {
+		t.Fatalf("after the upgrade, InspectAll read eng-all-busy as %+v", st)
+	}
+}
+
+// inspectAll is e.InspectAll by container ID.
+func inspectAll(t *testing.T, e *engine.Engine) map[string]engine.State {
+	t.Helper()
+	states, err := e.InspectAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]engine.State, len(states))
+	for _, st := range states {
+		out[st.ID] = st
+	}
+	return out
 }
 
 func TestImageDefaultsApplyUnderUserValues(t *testing.T) {

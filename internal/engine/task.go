@@ -37,17 +37,45 @@ func taskState(ctx context.Context, client *containerd.Client, id string) (Statu
 		}
 		return StatusUnknown, 0, fmt.Errorf("task status of %s: %w", id, err)
 	}
-	switch resp.Process.GetStatus() {
-	case tasktypes.Status_RUNNING:
-		return StatusRunning, 0, nil
-	case tasktypes.Status_STOPPED:
-		return StatusStopped, resp.Process.GetExitStatus(), nil
-	case tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
-		return StatusPaused, 0, nil
-	case tasktypes.Status_CREATED:
-		return StatusCreated, 0, nil
+	st, code := processState(resp.Process)
+	return st, code, nil
+}
+
+// taskStates returns the status and exit code of every task of the
+// namespace, by container, in one request.
+func taskStates(ctx context.Context, client *containerd.Client) (map[string]taskExit, error) {
+	resp, err := client.TaskService().List(ctx, &tasks.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", errgrpc.ToNative(err))
 	}
-	return StatusUnknown, 0, nil
+	out := make(map[string]taskExit, len(resp.Tasks))
+	for _, p := range resp.Tasks {
+		st, code := processState(p)
+		out[p.GetID()] = taskExit{st, code}
+	}
+	return out, nil
+}
+
+// taskExit is a task's status and, once it stopped, its exit code.
+type taskExit struct {
+	status Status
+	code   uint32
+}
+
+// processState reads a task's process: its status and, once it stopped,
+// its exit code.
+func processState(p *tasktypes.Process) (Status, uint32) {
+	switch p.GetStatus() {
+	case tasktypes.Status_RUNNING:
+		return StatusRunning, 0
+	case tasktypes.Status_STOPPED:
+		return StatusStopped, p.GetExitStatus()
+	case tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
+		return StatusPaused, 0
+	case tasktypes.Status_CREATED:
+		return StatusCreated, 0
+	}
+	return StatusUnknown, 0
 }
 
 // startTask creates and starts the container's task, its output appended to
