@@ -118,6 +118,13 @@ func (a *agent) call(ctx context.Context, e *engine.Engine, req *jsonrpc2.Reques
 	switch req.Method {
 	case methodPing:
 		return struct{}{}, e.Ping(ctx)
+	case methodInspectAll:
+		states, err := e.InspectAll(ctx)
+		wire := make([]wireState, len(states))
+		for i, st := range states {
+			wire[i] = stateToWire(st)
+		}
+		return wire, err
 	case methodCreate, methodInspect, methodUpdate, methodDelete:
 		var p containerParams
 		if err := decode(req, &p); err != nil {

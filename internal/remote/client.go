@@ -59,6 +59,7 @@ type Client struct {
 	opts  engine.Options // in effect on the host, once connected
 	calls sync.Map       // call name -> context, for the agent's log lines
 	seq   atomic.Uint64
+	snaps snapshots // the host's containers, read in one call (snapshot.go)
 }
 
 var _ engine.API = (*Client)(nil)
@@ -397,6 +398,7 @@ func (p *callParams) setCall(name string, deadline time.Time) { p.Call, p.Deadli
 // is the one this create made (the container's lock kept every other
 // creator out): its state is returned.
 func (c *Client) Create(ctx context.Context, spec engine.ContainerSpec) (engine.State, error) {
+	defer c.snaps.changed()()
 	var st wireState
 	again, err := c.callAgain(ctx, methodCreate, &containerParams{Spec: specToWire(spec)}, &st)
 	if err != nil && again && strings.Contains(err.Error(), "already exists") {
@@ -410,8 +412,12 @@ func (c *Client) Create(ctx context.Context, spec engine.ContainerSpec) (engine.
 	return st.state(), nil
 }
 
-// Inspect reads a container on the host.
+// Inspect reads a container on the host; the first one reads all the
+// host's containers, for the Inspects that follow (snapshot.go).
 func (c *Client) Inspect(ctx context.Context, id string) (engine.State, error) {
+	if st, ok := c.snaps.inspect(ctx, id, c.inspectAll); ok {
+		return st, nil
+	}
 	var st wireState
 	if err := c.call(ctx, methodInspect, &containerParams{ID: id}, &st); err != nil {
 		return engine.State{}, err
@@ -421,6 +427,7 @@ func (c *Client) Inspect(ctx context.Context, id string) (engine.State, error) {
 
 // Update changes a container on the host.
 func (c *Client) Update(ctx context.Context, id string, spec engine.ContainerSpec) (engine.State, error) {
+	defer c.snaps.changed()()
 	var st wireState
 	if err := c.call(ctx, methodUpdate, &containerParams{ID: id, Spec: specToWire(spec)}, &st); err != nil {
 		return engine.State{}, err
@@ -430,7 +437,27 @@ func (c *Client) Update(ctx context.Context, id string, spec engine.ContainerSpe
 
 // Delete deletes a container on the host.
 func (c *Client) Delete(ctx context.Context, id string) error {
+	defer c.snaps.changed()()
 	return c.call(ctx, methodDelete, &containerParams{ID: id}, nil)
+}
+
+// inspectAll reads all the host's containers that pouch made and that no
+// upgrade is changing, in one call.
+func (c *Client) inspectAll(ctx context.Context) ([]engine.State, error) {
+	start := time.Now()
+	var wire []wireState
+	if err := c.call(ctx, methodInspectAll, &callParams{}, &wire); err != nil {
+		c.log.Debug(ctx, "could not read the host's containers in one call: reading them one by one", map[string]any{
+			"host": c.cfg.Host, "error": err.Error()})
+		return nil, err
+	}
+	states := make([]engine.State, len(wire))
+	for i, w := range wire {
+		states[i] = w.state()
+	}
+	c.log.Debug(ctx, "read the host's containers in one call", map[string]any{
+		"host": c.cfg.Host, "containers": len(states), "took": time.Since(start).String()})
+	return states, nil
 }
 
 // CreateVolume creates a named volume on the host.

@@ -16,7 +16,7 @@ import (
 // its agent. A change of a method, its parameters or its results bumps it;
 // a provider refuses an agent of another version (and, when it installed
 // the agent itself, installs its own).
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // agentArg is the argument that makes the provider binary serve as the
 // agent: `<binary> pouch-agent`, run by the provider over SSH.
@@ -31,6 +31,7 @@ const (
 	methodPing          = "ping"
 	methodCreate        = "create"
 	methodInspect       = "inspect"
+	methodInspectAll    = "inspectAll" // since protocol 2
 	methodUpdate        = "update"
 	methodDelete        = "delete"
 	methodCreateVolume  = "createVolume"
