@@ -86,7 +86,7 @@ func (b *bench) prepare(ctx context.Context) error {
 	if err := b.cleanNamespace(b.ctx, false); err != nil {
 		return fmt.Errorf("clean namespace %s: %w", b.cfg.namespace, err)
 	}
-	if b.cfg.parts["downtime"] {
+	if b.cfg.parts["downtime"] || b.cfg.parts["remote"] {
 		reg, err := registry.Start(filepath.Join(b.tmp, "registry"))
 		if err != nil {
 			return err
@@ -94,7 +94,7 @@ func (b *bench) prepare(ctx context.Context) error {
 		b.reg = reg
 		logf("registry at %s", reg.Addr)
 	}
-	if !b.cfg.parts["plan"] && !b.cfg.parts["parallel"] {
+	if !b.cfg.parts["plan"] && !b.cfg.parts["parallel"] && !b.cfg.parts["remote"] {
 		return nil
 	}
 	bin := filepath.Join(b.tmp, "bin")

@@ -194,7 +194,7 @@ func (b *bench) downtimeAtSize(ctx context.Context, size int64, res *downtimeRes
 				}
 			}
 			settle()
-			down, call, phases, err := b.measure(ctx, st, spec, port, from, to)
+			down, call, phases, err := measure(ctx, port, from, to, func() ([]phase, error) { return b.strategy(st, spec) })
 			if err != nil {
 				return fmt.Errorf("%s run %d: %w", st, run+1, err)
 			}
@@ -220,27 +220,31 @@ func (b *bench) dropImage(ctx context.Context, ref string) error {
 	return nil
 }
 
-// measure runs one strategy under the prober and returns the downtime, the
-// duration of the strategy call and its phases.
-func (b *bench) measure(ctx context.Context, st string, spec engine.ContainerSpec, port int, from, to string) (time.Duration, time.Duration, []phase, error) {
+// strategy runs strategy st on the container of spec.
+func (b *bench) strategy(st string, spec engine.ContainerSpec) ([]phase, error) {
+	switch st {
+	case stFloor:
+		return b.restartFloor(b.ctx, spec.Name)
+	case stInPlace:
+		return b.inPlace(b.ctx, spec)
+	case stPouch:
+		return b.pouchOrder(b.ctx, spec)
+	case stReplace:
+		return b.replace(b.ctx, spec)
+	}
+	return nil, fmt.Errorf("unknown strategy %q", st)
+}
+
+// measure runs call (a strategy) under the prober of port and returns the
+// downtime, the duration of the call and its phases.
+func measure(ctx context.Context, port int, from, to string, call func() ([]phase, error)) (time.Duration, time.Duration, []phase, error) {
 	p := startProber(ctx, port)
 	if err := p.waitGood(from, 20, 5*time.Second); err != nil {
 		p.stop()
 		return 0, 0, nil, err
 	}
 	t0 := time.Now()
-	var phases []phase
-	var err error
-	switch st {
-	case stFloor:
-		phases, err = b.restartFloor(b.ctx, spec.Name)
-	case stInPlace:
-		phases, err = b.inPlace(b.ctx, spec)
-	case stPouch:
-		phases, err = b.pouchOrder(b.ctx, spec)
-	case stReplace:
-		phases, err = b.replace(b.ctx, spec)
-	}
+	phases, err := call()
 	t1 := time.Now()
 	if err != nil {
 		p.stop()

@@ -7,7 +7,9 @@
 //     several image sizes;
 //  2. `terraform plan` of many pouch_container resources against the same
 //     plan of terraform_data resources, and the provider's peak RSS;
-//  3. many containers upgraded by one `terraform apply -parallelism=10`.
+//  3. many containers upgraded by one `terraform apply -parallelism=10`;
+//  4. a remote host over SSH with 50 ms of round trip against the local
+//     one: upgrade downtime, plan, agent upload.
 //
 // It needs root, a containerd at -address (tools/containerd.sh) and
 // terraform (tools/setup.sh); `make bench` does the set-up and runs it from
@@ -31,6 +33,7 @@ import (
 	"time"
 
 	"github.com/pouch/terraform-provider-pouch/internal/containerlog"
+	"github.com/pouch/terraform-provider-pouch/internal/remote"
 )
 
 // config is what the flags set.
@@ -46,22 +49,27 @@ type config struct {
 	upCount    int
 	upParallel int
 	upRuns     int
-	parts      map[string]bool
-	out        string
-	chart      string
-	keepTmp    bool
-	cmdline    string
+	// remotePlanCount is the containers of the remote plan benchmark.
+	remotePlanCount int
+	parts           map[string]bool
+	out             string
+	chart           string
+	keepTmp         bool
+	cmdline         string
 }
 
 func main() {
-	// The engine installs this binary as the containers' log driver.
+	// The engine installs this binary as the containers' log driver, and
+	// the remote benchmark uploads it to the "host" as the agent.
 	containerlog.ServeIfLogger()
+	remote.ServeIfAgent("bench")
 	var (
 		cfg              config
 		sizes, parts     string
 		runs, planCount  int
 		upCount, upRuns  int
 		planRuns         int
+		remotePlanCount  int
 		out, chart       string
 		defaultOut       = "BENCHMARKS.md"
 		defaultChart     = "tools/bench/results/downtime.png"
@@ -84,7 +92,8 @@ func main() {
 	flag.IntVar(&upCount, "upgrade-count", 0, "containers upgraded by one apply (default 50; quick: 20)")
 	flag.IntVar(&cfg.upParallel, "parallelism", 10, "terraform -parallelism of the parallel upgrade")
 	flag.IntVar(&upRuns, "upgrade-runs", 0, "applies per configuration in the parallel benchmark (default 3; quick: 1)")
-	flag.StringVar(&parts, "parts", "downtime,plan,parallel", "benchmarks to run")
+	flag.IntVar(&remotePlanCount, "remote-plan-count", 0, "containers in the remote plan benchmark (default 50; quick: 10)")
+	flag.StringVar(&parts, "parts", "downtime,plan,parallel,remote", "benchmarks to run")
 	flag.StringVar(&out, "out", "", "report path (default "+defaultOut+"; quick: "+quickOut+")")
 	flag.StringVar(&chart, "chart", "", "chart path (default "+defaultChart+"; quick: "+quickChart+")")
 	flag.BoolVar(&cfg.keepTmp, "keep", false, "keep the temporary directory (terraform configurations, logs)")
@@ -105,6 +114,7 @@ func main() {
 	cfg.planRuns = pick(planRuns, 3, 2)
 	cfg.upCount = pick(upCount, defaultUpCount, 20)
 	cfg.upRuns = pick(upRuns, 3, 1)
+	cfg.remotePlanCount = pick(remotePlanCount, 50, 10)
 	if sizes == "" {
 		sizes = defaultSizes
 		if cfg.quick {
@@ -121,10 +131,10 @@ func main() {
 	cfg.parts = map[string]bool{}
 	for _, p := range strings.Split(parts, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "downtime", "plan", "parallel":
+		case "downtime", "plan", "parallel", "remote":
 			cfg.parts[p] = true
 		default:
-			fatalf("-parts: unknown benchmark %q (downtime, plan, parallel)", p)
+			fatalf("-parts: unknown benchmark %q (downtime, plan, parallel, remote)", p)
 		}
 	}
 	cfg.out, cfg.chart = out, chart
@@ -215,6 +225,14 @@ func run(ctx context.Context, cfg config) (retErr error) {
 	if cfg.parts["parallel"] {
 		logf("== %d containers upgraded by one apply -parallelism=%d", cfg.upCount, cfg.upParallel)
 		rep.Parallel = b.benchParallel(ctx)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	settle()
+	if cfg.parts["remote"] {
+		logf("== a remote host over SSH, %s of round trip, against the local one", remoteRTT)
+		rep.Remote = b.benchRemote(ctx)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -28,6 +28,9 @@ const (
 	targetPlanRatio     = 1.5
 	targetRSSMiB        = 100
 	targetParallelRatio = 1.2
+	// The remote host, at remoteRTT, against the local one.
+	targetRemoteDowntimeRatio = 1.1
+	targetRemotePlanRatio     = 1.5
 )
 
 // report is everything BENCHMARKS.md is made from.
@@ -47,6 +50,7 @@ type report struct {
 	Downtime *downtimeResult
 	Plan     *planResult
 	Parallel *parallelResult
+	Remote   *remoteResult
 
 	ChartLink string
 }
@@ -113,6 +117,9 @@ func (r *report) Targets() []target {
 				len(q.Errors), q.Containers, q.Active, q.Leases, len(q.Mismatched)),
 			Met: len(q.Errors) == 0 && q.Clean() && q.Containers > 0,
 		})
+	}
+	if r.Remote != nil {
+		out = append(out, r.Remote.targets()...)
 	}
 	return out
 }
@@ -270,6 +277,9 @@ func (r *report) Findings() []string {
 				secs(q.OneStats().Median-eo), secs(q.OneStats().Median), secs(eo)))
 		}
 	}
+	if r.Remote != nil {
+		out = append(out, r.Remote.findings()...)
+	}
 	return out
 }
 
@@ -312,6 +322,7 @@ func (r *report) write(out, chart string) error {
 	}
 	funcs := template.FuncMap{
 		"ms": ms, "secs": secs,
+		"half": func(d time.Duration) time.Duration { return d / 2 },
 		"mib":  func(kib int64) string { return fmt.Sprintf("%.1f", float64(kib)/1024) },
 		"join": strings.Join,
 		"mark": func(t target) string {
