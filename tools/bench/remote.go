@@ -80,8 +80,11 @@ func (r *remoteResult) PlanRatio() float64 {
 	return ratio(r.PlanRemoteStats().Median, r.PlanLocalStats().Median)
 }
 
-// UploadedOnce tells whether each agent was uploaded exactly once.
-func (r *remoteResult) UploadedOnce() bool { return r.BenchUploads == 1 && r.ProviderUploads == 1 }
+// UploadedOnce tells whether the provider's agent was uploaded by its
+// first terraform run only, and the benchmark's at most once (not at all
+// when the engine of an earlier part installed it as the log driver: the
+// same file).
+func (r *remoteResult) UploadedOnce() bool { return r.BenchUploads <= 1 && r.ProviderUploads == 1 }
 
 // remoteHost is the benchmark's "remote host": an sshd on loopback behind
 // the delay proxy, on this machine's containerd.
@@ -485,7 +488,7 @@ func (r *remoteResult) targets() []target {
 	}
 	if r.Connections > 0 {
 		out = append(out, target{
-			Name: "agent upload paid once per version per host", Goal: "1 upload per agent",
+			Name: "agent upload paid once per version per host", Goal: "≤ 1 upload per agent",
 			Measured: fmt.Sprintf("benchmark's agent: %d in %d connections; provider's: %d in %d terraform runs",
 				r.BenchUploads, r.Connections, r.ProviderUploads, r.ProviderRuns),
 			Met: r.UploadedOnce(),
