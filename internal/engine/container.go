@@ -279,9 +279,10 @@ func (e *Engine) inspectChanged(ctx context.Context, c containerd.Container, spe
 // InspectAll reads, as Inspect does, every container of the namespace that
 // pouch made, but for those with an update to finish or undo: Inspect
 // recovers those, InspectAll changes nothing. It takes two requests to
-// containerd however many containers there are (the records, the tasks):
-// a remote provider reads all the containers of a plan's refresh with it,
-// in one round trip.
+// containerd for all the containers (the records, the tasks), and one more
+// for each whose task the listing left out or whose image changed outside
+// pouch: a remote provider reads all the containers of a plan's refresh
+// with it, in one round trip.
 func (e *Engine) InspectAll(ctx context.Context) ([]State, error) {
 	client, ctx, err := e.connect(ctx)
 	if err != nil {
@@ -309,7 +310,11 @@ func (e *Engine) InspectAll(ctx context.Context) ([]State, error) {
 		}
 		t, ok := exits[info.ID]
 		if !ok {
-			t.status = StatusCreated
+			// No task, or one whose state containerd could not read
+			// (the listing leaves those out): ask for it alone.
+			if t.status, t.code, err = taskState(ctx, client, info.ID); err != nil {
+				continue // for Inspect to report
+			}
 		}
 		st, err := e.stateFrom(ctx, c, info, t)
 		if err != nil {

@@ -67,6 +67,15 @@ func TestInspectAllReadsWhatInspectReads(t *testing.T) {
 	create(t, e, engine.ContainerSpec{Name: "eng-all-stopped", Image: "pouchtest/all:v1", NetworkMode: engine.NetworkNone})
 	busy := engine.ContainerSpec{Name: "eng-all-busy", Image: "pouchtest/all:v1", Running: true, NetworkMode: engine.NetworkNone}
 	create(t, e, busy)
+	// Processes that ran to their end, well and badly: their exit codes
+	// decide whether they read as running as asked.
+	env.ImportImage(t, imagebuild.Image{Name: "docker.io/pouchtest/all:true", Cmd: []string{"true"}})
+	env.ImportImage(t, imagebuild.Image{Name: "docker.io/pouchtest/all:false", Cmd: []string{"false"}})
+	create(t, e, engine.ContainerSpec{Name: "eng-all-done", Image: "pouchtest/all:true", Running: true, NetworkMode: engine.NetworkNone})
+	create(t, e, engine.ContainerSpec{Name: "eng-all-failed", Image: "pouchtest/all:false", Running: true, NetworkMode: engine.NetworkNone})
+	for _, id := range []string{"eng-all-done", "eng-all-failed"} {
+		testenv.Eventually(t, 10*time.Second, id+"'s process exits", func() bool { return env.TaskStatus(t, id) == "stopped" })
+	}
 	image, err := env.Client.GetImage(ctx, "docker.io/pouchtest/all:v1")
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +111,7 @@ func TestInspectAllReadsWhatInspectReads(t *testing.T) {
 	}
 
 	all := inspectAll(t, e)
-	for _, id := range []string{"eng-all-run", "eng-all-stopped"} {
+	for _, id := range []string{"eng-all-run", "eng-all-stopped", "eng-all-done", "eng-all-failed"} {
 		want, err := e.Inspect(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
@@ -110,6 +119,10 @@ func TestInspectAllReadsWhatInspectReads(t *testing.T) {
 		if !reflect.DeepEqual(all[id], want) {
 			t.Fatalf("InspectAll read %s as\n%+v\nInspect as\n%+v", id, all[id], want)
 		}
+	}
+	if !all["eng-all-done"].Spec.Running || all["eng-all-failed"].Spec.Running {
+		t.Fatalf("read as running: done %v, failed %v; want a process that exited 0 done as asked, one that failed not",
+			all["eng-all-done"].Spec.Running, all["eng-all-failed"].Spec.Running)
 	}
 	if _, ok := all["eng-all-foreign"]; ok {
 		t.Fatal("InspectAll read a container that pouch did not make")
