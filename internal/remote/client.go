@@ -180,12 +180,13 @@ func (c *Client) launch(ctx context.Context, client *ssh.Client) (*connection, s
 			return nil, agent, fmt.Errorf("host %s: agent_path %s is not an executable on the host: install the provider's "+
 				"binary for the host's system there (the release's zip), or leave agent_path out when the host runs %s",
 				c.cfg.Host, agent, localPlatform)
-		case attempt > 0:
-			return nil, agent, fmt.Errorf("host %s: the agent uploaded to %s does not start as the provider's (checksum %s)", c.cfg.Host, agent, sum)
 		}
 		f := strings.Fields(missing)
-		if len(f) != 3 {
+		if len(f) != 4 {
 			return nil, agent, fmt.Errorf("host %s: the launch of the agent answered %q", c.cfg.Host, missing)
+		}
+		if attempt > 0 {
+			return nil, agent, fmt.Errorf("host %s: %w", c.cfg.Host, launchFailed(agent, sum, f[3]))
 		}
 		if err := uploadAgent(client, parsePlatform(f[1], f[2]), agent, sum); err != nil {
 			return nil, agent, fmt.Errorf("host %s: %w", c.cfg.Host, err)
@@ -228,7 +229,7 @@ func (c *Client) startAgent(ctx context.Context, client *ssh.Client, agent, sum 
 		return conn, "", nil
 	}
 	conn.close()
-	line, ok := out.first()
+	line, ok := out.first(ctx)
 	switch {
 	case !ok || line == launchAgent:
 		return nil, "", herr
@@ -272,15 +273,21 @@ func (l *launchReader) Read(p []byte) (int, error) {
 }
 
 // first is the script's first line, once read (false if it never was: the
-// connection failed before).
-func (l *launchReader) first() (string, bool) {
+// connection failed first). Call it once the session is closed, which ends
+// a read in progress; it waits for that read, within firstLineWait.
+func (l *launchReader) first(ctx context.Context) (string, bool) {
 	select {
 	case <-l.checked:
 		return l.line, true
-	default:
-		return "", false
+	case <-ctx.Done():
+	case <-time.After(firstLineWait):
 	}
+	return "", false
 }
+
+// firstLineWait bounds the wait for the launch script's first line once
+// the hello failed.
+const firstLineWait = 10 * time.Second
 
 // newConnection starts the protocol on stream, the agent's standard input
 // and output.
@@ -398,7 +405,7 @@ func (p *callParams) setCall(name string, deadline time.Time) { p.Call, p.Deadli
 // is the one this create made (the container's lock kept every other
 // creator out): its state is returned.
 func (c *Client) Create(ctx context.Context, spec engine.ContainerSpec) (engine.State, error) {
-	defer c.snaps.changed()()
+	c.snaps.changed()
 	var st wireState
 	again, err := c.callAgain(ctx, methodCreate, &containerParams{Spec: specToWire(spec)}, &st)
 	if err != nil && again && strings.Contains(err.Error(), "already exists") {
@@ -427,7 +434,7 @@ func (c *Client) Inspect(ctx context.Context, id string) (engine.State, error) {
 
 // Update changes a container on the host.
 func (c *Client) Update(ctx context.Context, id string, spec engine.ContainerSpec) (engine.State, error) {
-	defer c.snaps.changed()()
+	c.snaps.changed()
 	var st wireState
 	if err := c.call(ctx, methodUpdate, &containerParams{ID: id, Spec: specToWire(spec)}, &st); err != nil {
 		return engine.State{}, err
@@ -437,7 +444,7 @@ func (c *Client) Update(ctx context.Context, id string, spec engine.ContainerSpe
 
 // Delete deletes a container on the host.
 func (c *Client) Delete(ctx context.Context, id string) error {
-	defer c.snaps.changed()()
+	c.snaps.changed()
 	return c.call(ctx, methodDelete, &containerParams{ID: id}, nil)
 }
 

@@ -17,6 +17,9 @@ import (
 // most, and none is served once this client has started changing a
 // container: such reads go to the host, as do those of the containers the
 // reading left out (not pouch's, in the middle of an upgrade, missing).
+// A client that has changed a container never reads them all again: the
+// host may still be finishing a change whose call ended early (a
+// cancelled apply), which only Inspect waits for.
 
 // snapshotTTL is how long the states read in one call may stand for
 // reads of their own.
@@ -24,10 +27,10 @@ const snapshotTTL = 5 * time.Second
 
 // snapshots holds a client's reading of all its host's containers.
 type snapshots struct {
-	mu       sync.Mutex
-	taken    bool      // the one reading was asked for
-	current  *snapshot // nil once dropped
-	changing int       // changes of containers in progress
+	now     func() time.Time // time.Now; tests move it
+	mu      sync.Mutex
+	taken   bool      // the one reading was asked for, or a change made
+	current *snapshot // nil once dropped
 }
 
 // snapshot is one reading of the host's containers.
@@ -43,7 +46,7 @@ type snapshot struct {
 func (s *snapshots) inspect(ctx context.Context, id string, read func(context.Context) ([]engine.State, error)) (engine.State, bool) {
 	s.mu.Lock()
 	snap, first := s.current, false
-	if !s.taken && s.changing == 0 {
+	if !s.taken {
 		s.taken, first = true, true
 		snap = &snapshot{ready: make(chan struct{})}
 		s.current = snap
@@ -53,6 +56,7 @@ func (s *snapshots) inspect(ctx context.Context, id string, read func(context.Co
 		return engine.State{}, false
 	}
 	if first {
+		snap.at = s.clock()
 		states, err := read(ctx)
 		if err == nil {
 			snap.states = make(map[string]engine.State, len(states))
@@ -60,7 +64,6 @@ func (s *snapshots) inspect(ctx context.Context, id string, read func(context.Co
 				snap.states[st.ID] = st
 			}
 		}
-		snap.at = time.Now()
 		close(snap.ready)
 	}
 	select {
@@ -70,7 +73,7 @@ func (s *snapshots) inspect(ctx context.Context, id string, read func(context.Co
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.current != snap || time.Since(snap.at) > snapshotTTL {
+	if s.current != snap || s.clock().Sub(snap.at) > snapshotTTL {
 		return engine.State{}, false
 	}
 	st, ok := snap.states[id]
@@ -78,16 +81,17 @@ func (s *snapshots) inspect(ctx context.Context, id string, read func(context.Co
 	return st, ok
 }
 
-// changed marks the start of a change of a container and drops the
-// reading; call the function it returns when the change is over.
-func (s *snapshots) changed() (done func()) {
+// changed marks the start of a change of a container: it drops the
+// reading, and no other is made.
+func (s *snapshots) changed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.current = nil
-	s.changing++
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.changing--
+	s.taken, s.current = true, nil
+}
+
+func (s *snapshots) clock() time.Time {
+	if s.now != nil {
+		return s.now()
 	}
+	return time.Now()
 }

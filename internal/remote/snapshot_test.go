@@ -7,7 +7,9 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
@@ -81,6 +83,9 @@ func TestRefreshReadsTheHostOnce(t *testing.T) {
 	// A new terraform run: a new client, its reads in parallel (of two of
 	// the three).
 	c, calls := countingPipeClient(t, env)
+	// Time stands still: only the change may drop the reading.
+	frozen := time.Now()
+	c.snaps.now = func() time.Time { return frozen }
 	read := ids[:2]
 	got := make([]engine.State, len(read))
 	errs := make([]error, len(read))
@@ -131,5 +136,120 @@ func TestRefreshReadsTheHostOnce(t *testing.T) {
 	}
 	if all := calls.count(methodInspectAll); all != 1 {
 		t.Fatalf("%d inspectAll calls, want one per client", all)
+	}
+}
+
+// reader is a fake InspectAll: its states, after release is closed (if
+// set), counting its calls.
+type reader struct {
+	states  []engine.State
+	err     error
+	release chan struct{}
+	started chan struct{}
+	calls   atomic.Int32
+}
+
+func (r *reader) read(ctx context.Context) ([]engine.State, error) {
+	r.calls.Add(1)
+	if r.started != nil {
+		close(r.started)
+	}
+	if r.release != nil {
+		<-r.release
+	}
+	return r.states, r.err
+}
+
+func states(ids ...string) []engine.State {
+	out := make([]engine.State, len(ids))
+	for i, id := range ids {
+		out[i] = engine.State{ID: id}
+	}
+	return out
+}
+
+func TestSnapshotsServeEachStateOnce(t *testing.T) {
+	var s snapshots
+	r := &reader{states: states("a", "b")}
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if st, ok := s.inspect(ctx, id, r.read); !ok || st.ID != id {
+			t.Fatalf("%s: %+v, %v; want it from the reading", id, st, ok)
+		}
+	}
+	for _, id := range []string{"a", "c"} {
+		if _, ok := s.inspect(ctx, id, r.read); ok {
+			t.Fatalf("%s served from the reading, want it from the host (read already, or not in it)", id)
+		}
+	}
+	if n := r.calls.Load(); n != 1 {
+		t.Fatalf("%d readings, want 1", n)
+	}
+}
+
+func TestSnapshotsNotAfterAChange(t *testing.T) {
+	var s snapshots
+	r := &reader{states: states("a")}
+	s.changed()
+	if _, ok := s.inspect(context.Background(), "a", r.read); ok || r.calls.Load() != 0 {
+		t.Fatalf("served %v after %d readings; want no reading once the client changed a container", ok, r.calls.Load())
+	}
+}
+
+func TestSnapshotsDroppedByAChangeDuringTheReading(t *testing.T) {
+	var s snapshots
+	r := &reader{states: states("a", "b"), release: make(chan struct{}), started: make(chan struct{})}
+	first := make(chan bool)
+	go func() {
+		_, ok := s.inspect(context.Background(), "a", r.read)
+		first <- ok
+	}()
+	<-r.started
+	s.changed() // begins while the host is being read
+	close(r.release)
+	if <-first {
+		t.Fatal("a state of a reading that a change overtook was served")
+	}
+	if _, ok := s.inspect(context.Background(), "b", r.read); ok {
+		t.Fatal("b served from a reading that a change overtook")
+	}
+}
+
+func TestSnapshotsFailedReading(t *testing.T) {
+	var s snapshots
+	r := &reader{err: errors.New("no inspectAll")}
+	for range 2 {
+		if _, ok := s.inspect(context.Background(), "a", r.read); ok {
+			t.Fatal("served a state from a failed reading")
+		}
+	}
+	if n := r.calls.Load(); n != 1 {
+		t.Fatalf("%d readings, want 1: a failed one is not tried again", n)
+	}
+}
+
+func TestSnapshotsExpire(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	s := snapshots{now: func() time.Time { return now }}
+	r := &reader{states: states("a", "b")}
+	if _, ok := s.inspect(context.Background(), "a", r.read); !ok {
+		t.Fatal("a not served from a fresh reading")
+	}
+	now = now.Add(snapshotTTL + time.Millisecond)
+	if _, ok := s.inspect(context.Background(), "b", r.read); ok {
+		t.Fatalf("b served from a reading older than %s", snapshotTTL)
+	}
+}
+
+func TestSnapshotsWaitWithinTheContext(t *testing.T) {
+	var s snapshots
+	r := &reader{states: states("a", "b"), release: make(chan struct{}), started: make(chan struct{})}
+	defer close(r.release)
+	go s.inspect(context.Background(), "a", r.read)
+	<-r.started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, ok := s.inspect(ctx, "b", r.read); ok {
+		t.Fatal("served b with its context cancelled")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -197,7 +198,89 @@ func TestAgentUploadedOnce(t *testing.T) {
 	if n := log.count("uploaded the agent to the host"); n != 2 || fileSHA(t, agent) != sum {
 		t.Fatalf("after tampering: %d uploads, checksum %s; want the copy replaced", n, fileSHA(t, agent))
 	}
+}
 
+// The checksum is checked again only when the agent's file changed since
+// the last check that passed (inode, size, change time in <agent>.ok): an
+// agent with a byte appended, whose .ok says it is as checked, starts
+// without an upload; without the .ok, its checksum is checked and it is
+// replaced.
+func TestAgentHashedOnlyWhenChanged(t *testing.T) {
+	env := testenv.Get(t)
+	h := env.NewSSHHost(t, testenv.SSHHostOptions{Name: "marker"})
+	ctx := context.Background()
+	log := &messages{}
+	ping := func() {
+		t.Helper()
+		c := sshClient(t, h, SSH{}, log)
+		if err := c.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+		closeAll(t, h) // no agent may run while its file is written
+	}
+	ping()
+	_, sum, err := selfBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := filepath.Join(h.Env.DataRoot, "bin", "pouch-"+sum[:16])
+	var f *os.File
+	testenv.Eventually(t, 10*time.Second, "the agent's file can be written", func() bool {
+		f, err = os.OpenFile(agent, os.O_WRONLY|os.O_APPEND, 0)
+		return err == nil
+	})
+	_, err = f.Write([]byte{0}) // an ELF file runs the same with a byte more
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat, err := exec.Command("stat", "-c", "%i %s %z", agent).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(agent+".ok", stat, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ping()
+	if n := log.count("uploaded the agent to the host"); n != 1 {
+		t.Fatalf("%d uploads, want 1: an agent whose .ok matches is started without a check", n)
+	}
+	if err := os.Remove(agent + ".ok"); err != nil {
+		t.Fatal(err)
+	}
+	ping()
+	if n := log.count("uploaded the agent to the host"); n != 2 || fileSHA(t, agent) != sum {
+		t.Fatalf("without its .ok: %d uploads, checksum %s; want the changed copy checked and replaced", n, fileSHA(t, agent))
+	}
+}
+
+// A data root on a file system mounted noexec cannot hold the agent: the
+// provider uploads it once, and says why it does not start and what to do.
+func TestAgentOnANoexecDataRoot(t *testing.T) {
+	env := testenv.Get(t)
+	h := env.NewSSHHost(t, testenv.SSHHostOptions{Name: "noexec"})
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "noexec,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a noexec tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	opts := engineOptions(h.Env)
+	opts.DataRoot = dir
+	log := &messages{}
+	opts.Logger = log
+	c, err := New(Config{Host: h.URL, SSH: SSH{PrivateKeyFile: h.ClientKey, KnownHostsFile: h.KnownHosts}, Engine: opts, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	err = c.Ping(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "noexec") || !strings.Contains(err.Error(), "set data_root") {
+		t.Fatalf("err = %v, want the agent refused for a noexec data root, saying to move data_root", err)
+	}
+	if n := log.count("uploaded the agent to the host"); n != 1 {
+		t.Fatalf("%d uploads, want 1", n)
+	}
 }
 
 // A copy changed in place (same inode, same size) right after a check
