@@ -15,6 +15,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/snapshots"
@@ -311,7 +312,7 @@ func (b *bench) leftovers(ctx context.Context) string {
 		parts = append(parts, fmt.Sprintf("%d leases", len(ls)))
 	}
 	n := 0
-	_ = b.client.ContentStore().Walk(ctx, func(_ contentInfo) error { n++; return nil })
+	_ = b.client.ContentStore().Walk(ctx, func(_ content.Info) error { n++; return nil })
 	if n > 0 {
 		parts = append(parts, fmt.Sprintf("%d blobs", n))
 	}
