@@ -15,6 +15,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine/host"
 )
@@ -107,6 +108,9 @@ type Engine struct {
 	prepared bool   // the data root's directories exist, private
 	driver   string // the installed log driver, once known
 	locks    keyedMutex
+	// stages are the images being pulled or unpacked, by name: one at a
+	// time per image (image.go).
+	stages singleflight.Group
 }
 
 // New returns an Engine for opts, or an error naming the option that

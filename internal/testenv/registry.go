@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,4 +37,16 @@ func (e *Env) PushImage(t testing.TB, repoTag string, img imagebuild.Image) stri
 		t.Fatalf("testenv.PushImage: %v", err)
 	}
 	return ref
+}
+
+// RegistryRequests counts the requests the registry served for method and
+// path ("HEAD", "/v2/pouchtest/app/manifests/v2"), from its access log.
+func (e *Env) RegistryRequests(t testing.TB, method, path string) int {
+	t.Helper()
+	e.Registry(t)
+	data, err := os.ReadFile(filepath.Join(e.Dir, "registry", "registry.log"))
+	if err != nil {
+		t.Fatalf("testenv.RegistryRequests: %v", err)
+	}
+	return strings.Count(string(data), `"`+method+" "+path+" HTTP/")
 }
