@@ -5,6 +5,7 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,14 +23,29 @@ import (
 type Server struct {
 	Addr string // "127.0.0.1:PORT"
 
+	opts   Options
 	dir    string
 	cmd    *exec.Cmd
 	exited <-chan struct{}
 }
 
+// Options are a registry's access settings: none by default (anonymous,
+// plain HTTP).
+type Options struct {
+	// Htpasswd is a file of bcrypt passwords: the registry then asks for
+	// them (basic auth); Username and Password are what Push logs in with.
+	Htpasswd           string
+	Username, Password string
+	// CertFile and KeyFile (PEM) make it serve HTTPS.
+	CertFile, KeyFile string
+}
+
 // Start starts docker-registry on a free port of 127.0.0.1, with its
 // configuration, storage and log under dir, and waits until it answers.
-func Start(dir string) (*Server, error) {
+func Start(dir string) (*Server, error) { return StartWith(dir, Options{}) }
+
+// StartWith is Start with access settings.
+func StartWith(dir string, opts Options) (*Server, error) {
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		return nil, fmt.Errorf("docker-registry not found (install Debian's docker-registry package): %w", err)
@@ -58,6 +74,12 @@ storage:
 http:
   addr: %s
 `, filepath.Join(dir, "storage"), addr)
+		if opts.CertFile != "" {
+			config += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", opts.CertFile, opts.KeyFile)
+		}
+		if opts.Htpasswd != "" {
+			config += fmt.Sprintf("auth:\n  htpasswd:\n    realm: pouch-test\n    path: %s\n", opts.Htpasswd)
+		}
 		configPath := filepath.Join(dir, "registry.yml")
 		if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 			return nil, err
@@ -75,12 +97,12 @@ http:
 		if err != nil {
 			return nil, fmt.Errorf("start docker-registry: %w", err)
 		}
-		if err := waitHTTP(addr, exited, 30*time.Second); err != nil {
+		if err := waitHTTP(addr, opts.CertFile != "", exited, 30*time.Second); err != nil {
 			childproc.Stop(cmd, exited, 5*time.Second)
 			lastErr = fmt.Errorf("%w\nregistry log:\n%s", err, childproc.LogTail(logPath, 20))
 			continue
 		}
-		return &Server{Addr: addr, dir: dir, cmd: cmd, exited: exited}, nil
+		return &Server{Addr: addr, opts: opts, dir: dir, cmd: cmd, exited: exited}, nil
 	}
 	return nil, lastErr
 }
@@ -114,8 +136,11 @@ func (s *Server) Push(ctx context.Context, repoTag string, img imagebuild.Image)
 	if err := os.WriteFile(policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o644); err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "skopeo", "--policy", policy, "copy", "--quiet",
-		"--dest-tls-verify=false", "oci-archive:"+archive, "docker://"+ref)
+	args := []string{"--policy", policy, "copy", "--quiet", "--dest-tls-verify=false"}
+	if s.opts.Username != "" {
+		args = append(args, "--dest-creds", s.opts.Username+":"+s.opts.Password)
+	}
+	cmd := exec.CommandContext(ctx, "skopeo", append(args, "oci-archive:"+archive, "docker://"+ref)...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("skopeo copy to %s: %w\n%s", ref, err, out)
@@ -123,18 +148,25 @@ func (s *Server) Push(ctx context.Context, repoTag string, img imagebuild.Image)
 	return ref, nil
 }
 
-// waitHTTP waits until GET http://addr/v2/ answers 200.
-func waitHTTP(addr string, exited <-chan struct{}, timeout time.Duration) error {
+// waitHTTP waits until GET /v2/ on addr answers (200, or 401 when it
+// asks for a password), over HTTPS when secure (its certificate is not
+// checked: this is the harness's own registry).
+func waitHTTP(addr string, secure bool, exited <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
+	scheme := "http"
+	if secure {
+		scheme = "https"
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the harness's own registry
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var lastErr error
 	for {
-		resp, err := client.Get("http://" + addr + "/v2/")
+		resp, err := client.Get(scheme + "://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 			err = fmt.Errorf("GET /v2/: %s", resp.Status)
