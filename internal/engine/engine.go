@@ -69,6 +69,9 @@ type Options struct {
 	// process's. It is copied under the data root once per version, and
 	// the containers use that copy.
 	LogDriver string
+	// Registries are the settings of the registries images are pulled
+	// from (registry.go).
+	Registries Registries
 }
 
 // NetworkOptions configure the bridge network that containers in bridge
@@ -143,6 +146,9 @@ func New(opts Options) (*Engine, error) {
 	opts.DataRoot = filepath.Clean(opts.DataRoot)
 	if err := CheckNamespace(opts.Namespace); err != nil {
 		return nil, fmt.Errorf("namespace %w", err)
+	}
+	if err := CheckRegistries(opts.Registries); err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {

@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -84,15 +83,12 @@ func (e *Engine) pullAndUnpack(ctx context.Context, client *containerd.Client, n
 	switch {
 	case errdefs.IsNotFound(err):
 		e.log.Info(ctx, "pulling image", map[string]any{"image": name})
-		resolver := docker.NewResolver(docker.ResolverOptions{
-			Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
-		})
 		img, err = client.Pull(ctx, name,
-			containerd.WithResolver(resolver),
+			containerd.WithResolver(e.resolver(ctx)),
 			containerd.WithPullUnpack,
 			containerd.WithPullSnapshotter(e.opts.Snapshotter))
 		if err != nil {
-			return nil, fmt.Errorf("pull image %q: %w", name, err)
+			return nil, pullError(name, err)
 		}
 	case err != nil:
 		return nil, fmt.Errorf("look up image %q: %w", name, err)

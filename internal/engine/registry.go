@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	dockerconfig "github.com/containerd/containerd/v2/core/remotes/docker/config"
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	"github.com/docker/cli/cli/config/configfile"
+)
+
+// Registries are how the engine reaches image registries: settings by
+// registry, and the registries it reaches over plain HTTP. A registry on
+// localhost (127.0.0.1, ::1, localhost) is reached over plain HTTP unless
+// its settings name a CA file.
+type Registries struct {
+	Hosts []RegistryHost `json:"hosts,omitempty"`
+	// Insecure are registries (host[:port]) served over plain HTTP.
+	Insecure []string `json:"insecure,omitempty"`
+}
+
+// RegistryHost is one registry's settings.
+type RegistryHost struct {
+	// Address is the registry as image references name it: host[:port]
+	// ("registry.example:5000", "ghcr.io", "docker.io").
+	Address string `json:"address"`
+	// Username and Password log in with HTTP basic auth, or for a token.
+	// The password is a secret: the engine never logs it nor puts it in
+	// an error.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// ConfigFile is a Docker config.json whose credentials for Address
+	// serve instead: its auths, or the docker-credential-NAME helper that
+	// its credHelpers or credsStore name, run where the engine runs.
+	ConfigFile string `json:"config_file,omitempty"`
+	// CAFile is a PEM file of the CA that signs the registry's
+	// certificate, trusted besides the system's CAs.
+	CAFile string `json:"ca_file,omitempty"`
+}
+
+// Redacted is r without its passwords, for what is shown.
+func (r Registries) Redacted() Registries {
+	out := Registries{Insecure: r.Insecure}
+	for _, h := range r.Hosts {
+		if h.Password != "" {
+			h.Password = "(secret)"
+		}
+		out.Hosts = append(out.Hosts, h)
+	}
+	return out
+}
+
+// CheckRegistryAddress judges a registry's address: host[:port], as image
+// references name registries.
+func CheckRegistryAddress(addr string) error {
+	if strings.Contains(addr, "://") || strings.ContainsAny(addr, "/@ ") || addr == "" {
+		return fmt.Errorf("must be a registry's host[:port] (as in the image reference host[:port]/repo:tag), got %q", addr)
+	}
+	named, err := reference.ParseNormalizedNamed(addr + "/pouch")
+	if err != nil || reference.Domain(named) != addr && !(addr == "docker.io" && reference.Domain(named) == "docker.io") {
+		return fmt.Errorf("must be a registry's host[:port] (as in the image reference host[:port]/repo:tag), got %q", addr)
+	}
+	return nil
+}
+
+// CheckRegistryHost judges one registry's settings; the error names the
+// field.
+func CheckRegistryHost(h RegistryHost) error {
+	if err := CheckRegistryAddress(h.Address); err != nil {
+		return &FieldError{Field: "address", Err: err}
+	}
+	switch {
+	case (h.Username == "") != (h.Password == ""):
+		return &FieldError{Field: "password", Err: errors.New("and username must be set together")}
+	case h.ConfigFile != "" && h.Username != "":
+		return &FieldError{Field: "config_file", Err: errors.New("must not be set with username and password: one source of credentials")}
+	}
+	for field, p := range map[string]string{"config_file": h.ConfigFile, "ca_file": h.CAFile} {
+		if p == "" {
+			continue
+		}
+		if err := CheckAbsolutePath(p); err != nil {
+			return &FieldError{Field: field, Err: err}
+		}
+	}
+	return nil
+}
+
+// CheckRegistries judges the registry settings: each host's, one entry
+// per registry, and the insecure registries' addresses.
+func CheckRegistries(r Registries) error {
+	seen := map[string]bool{}
+	for i, h := range r.Hosts {
+		if err := CheckRegistryHost(h); err != nil {
+			return inField(fmt.Sprintf("registry_auth[%d]", i), err)
+		}
+		if seen[h.Address] {
+			return &FieldError{Field: fmt.Sprintf("registry_auth[%d].address", i), Err: fmt.Errorf("must name each registry once, %q is named twice", h.Address)}
+		}
+		seen[h.Address] = true
+	}
+	for i, addr := range r.Insecure {
+		if err := CheckRegistryAddress(addr); err != nil {
+			return &FieldError{Field: fmt.Sprintf("insecure_registries[%d]", i), Err: err}
+		}
+	}
+	return nil
+}
+
+// resolver is the registry client of a pull: containerd's, with the
+// engine's registry settings.
+func (e *Engine) resolver(ctx context.Context) remotes.Resolver {
+	return docker.NewResolver(docker.ResolverOptions{Hosts: func(host string) ([]docker.RegistryHost, error) {
+		return e.registryHosts(ctx, host)
+	}})
+}
+
+// registryHosts are the endpoints of registry host, with their TLS and
+// credentials.
+func (e *Engine) registryHosts(ctx context.Context, host string) ([]docker.RegistryHost, error) {
+	regs := e.opts.Registries
+	i := slices.IndexFunc(regs.Hosts, func(h RegistryHost) bool { return h.Address == host })
+	var opts dockerconfig.HostOptions
+	switch {
+	case slices.Contains(regs.Insecure, host):
+		opts.DefaultScheme = "http"
+	case i >= 0 && regs.Hosts[i].CAFile != "":
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(regs.Hosts[i].CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("registry %s: read ca_file: %w", host, err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("registry %s: ca_file %s holds no PEM certificate", host, regs.Hosts[i].CAFile)
+		}
+		opts.DefaultScheme = "https"
+		opts.DefaultTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	case docker.IsLocalhost(host):
+		opts.DefaultScheme = "http"
+	}
+	if i >= 0 {
+		h := regs.Hosts[i]
+		opts.Credentials = func(string) (string, string, error) { return registryCredentials(h) }
+	}
+	return dockerconfig.ConfigureHosts(ctx, opts)(host)
+}
+
+// registryCredentials are the username and secret for registry h: its
+// own, or those its config file has (an identity token has no username).
+func registryCredentials(h RegistryHost) (string, string, error) {
+	if h.ConfigFile == "" {
+		return h.Username, h.Password, nil
+	}
+	f, err := os.Open(h.ConfigFile)
+	if err != nil {
+		return "", "", fmt.Errorf("registry %s: read config_file: %w", h.Address, err)
+	}
+	defer f.Close()
+	cf := configfile.New(h.ConfigFile)
+	if err := cf.LoadFromReader(f); err != nil {
+		return "", "", fmt.Errorf("registry %s: config_file %s is not a Docker config.json: %w", h.Address, h.ConfigFile, err)
+	}
+	key := h.Address
+	if key == "docker.io" {
+		key = "https://index.docker.io/v1/" // Docker Hub's key in config.json
+	}
+	ac, err := cf.GetAuthConfig(key)
+	if err != nil {
+		// The helper's own words, which never hold the secret it failed
+		// to return.
+		return "", "", fmt.Errorf("registry %s: the credentials of config_file %s: %w", h.Address, h.ConfigFile, err)
+	}
+	if ac.IdentityToken != "" {
+		return "", ac.IdentityToken, nil
+	}
+	return ac.Username, ac.Password, nil
+}
+
+// pullError says why name could not be pulled from its registry, and what
+// to do. containerd's errors hold no credentials; err is kept for
+// errors.Is.
+func pullError(name string, err error) error {
+	host := "its registry"
+	if named, perr := reference.ParseNormalizedNamed(name); perr == nil {
+		host = reference.Domain(named)
+	}
+	msg := err.Error()
+	var hint string
+	var unknownCA x509.UnknownAuthorityError
+	var wrongName x509.HostnameError
+	var netErr *net.OpError
+	var urlErr *url.Error
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("pull image %q: %w", name, err)
+	case errors.As(err, &unknownCA), strings.Contains(msg, "certificate signed by unknown authority"):
+		hint = fmt.Sprintf("the certificate of registry %s is not signed by a CA this host trusts: give the CA's PEM file as "+
+			"ca_file in a registry_auth entry for %q", host, host)
+	case errors.As(err, &wrongName), strings.Contains(msg, "certificate is valid for"), strings.Contains(msg, "doesn't contain any IP SANs"):
+		hint = fmt.Sprintf("the certificate of registry %s is not for that name: use the name the certificate is for in the "+
+			"image reference, or fix the registry's certificate", host)
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		hint = fmt.Sprintf("registry %s answers over plain HTTP: list %q in insecure_registries if that is intended", host, host)
+	case strings.Contains(msg, "401 Unauthorized") || strings.Contains(msg, "unauthorized") || strings.Contains(msg, "authorization failed"):
+		hint = fmt.Sprintf("registry %s refused the credentials for %s: set, or correct, the registry_auth entry for %q "+
+			"(username and password, or config_file)", host, name, host)
+	case errdefs.IsNotFound(err) || strings.Contains(msg, "not found"):
+		hint = fmt.Sprintf("registry %s has no image %s: check the repository and the tag", host, name)
+	case errors.As(err, &netErr) || errors.As(err, &urlErr) || strings.Contains(msg, "connection refused") ||
+		strings.Contains(msg, "no such host"):
+		hint = fmt.Sprintf("registry %s cannot be reached from the containerd host: check its address and that it is up", host)
+	default:
+		return fmt.Errorf("pull image %q: %w", name, err)
+	}
+	return fmt.Errorf("pull image %q: %s (%w)", name, hint, err)
+}

@@ -1,0 +1,215 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine"
+	"github.com/pouch/terraform-provider-pouch/internal/registry"
+	"github.com/pouch/terraform-provider-pouch/internal/testenv"
+)
+
+func TestCheckRegistries(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		regs engine.Registries
+		frag string // "" accepted
+	}{
+		{"host and port", engine.Registries{Hosts: []engine.RegistryHost{{Address: "registry.example:5000", Username: "u", Password: "p"}}}, ""},
+		{"docker hub", engine.Registries{Hosts: []engine.RegistryHost{{Address: "docker.io", ConfigFile: "/root/.docker/config.json"}}}, ""},
+		{"ca only", engine.Registries{Hosts: []engine.RegistryHost{{Address: "127.0.0.1:5000", CAFile: "/etc/ca.pem"}}}, ""},
+		{"insecure", engine.Registries{Insecure: []string{"10.0.0.5:5000"}}, ""},
+		{"scheme", engine.Registries{Hosts: []engine.RegistryHost{{Address: "https://registry.example"}}}, "registry_auth[0].address must be a registry's host[:port]"},
+		{"path", engine.Registries{Hosts: []engine.RegistryHost{{Address: "registry.example/team"}}}, "host[:port]"},
+		{"no host", engine.Registries{Hosts: []engine.RegistryHost{{Address: "library"}}}, "host[:port]"},
+		{"user without password", engine.Registries{Hosts: []engine.RegistryHost{{Address: "r.example", Username: "u"}}}, "registry_auth[0].password and username must be set together"},
+		{"both sources", engine.Registries{Hosts: []engine.RegistryHost{{Address: "r.example", Username: "u", Password: "p", ConfigFile: "/c.json"}}}, "one source of credentials"},
+		{"relative file", engine.Registries{Hosts: []engine.RegistryHost{{Address: "r.example", CAFile: "ca.pem"}}}, "registry_auth[0].ca_file must be an absolute path"},
+		{"twice", engine.Registries{Hosts: []engine.RegistryHost{{Address: "r.example"}, {Address: "r.example"}}}, "registry_auth[1].address must name each registry once"},
+		{"insecure with a scheme", engine.Registries{Insecure: []string{"http://r.example"}}, "insecure_registries[0] must be"},
+	} {
+		err := engine.CheckRegistries(c.regs)
+		switch {
+		case c.frag == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.frag != "" && (err == nil || !strings.Contains(err.Error(), c.frag)):
+			t.Errorf("%s: %v, want an error with %q", c.name, err, c.frag)
+		}
+	}
+}
+
+// privateRegistry is a registry of a test's own with opts, stopped at its
+// end.
+func privateRegistry(t *testing.T, opts registry.Options) *registry.Server {
+	t.Helper()
+	reg, err := registry.StartWith(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	return reg
+}
+
+// htpasswd writes a file of user's bcrypt password.
+func htpasswd(t *testing.T, user, password string) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(p, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func push(t *testing.T, reg *registry.Server, repoTag, version string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ref, err := reg.Push(ctx, repoTag, versionImage("private", version))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// engineWith is an engine of env with registry settings.
+func engineWith(t *testing.T, env *testenv.Env, regs engine.Registries) *engine.Engine {
+	t.Helper()
+	opts := envOptions(env)
+	opts.Registries = regs
+	return mustNew(t, opts)
+}
+
+// createFails asserts that creating name from ref fails with an error
+// holding each of frags and none of secrets, and leaves no container.
+func createFails(t *testing.T, e *engine.Engine, name, ref string, frags, secrets []string) {
+	t.Helper()
+	_, err := e.Create(context.Background(), engine.ContainerSpec{Name: name, Image: ref, Running: true, NetworkMode: engine.NetworkNone})
+	if err == nil {
+		_ = e.Delete(context.Background(), name)
+		t.Fatalf("create from %s succeeded, want it refused", ref)
+	}
+	t.Logf("create from %s: %v", ref, err)
+	for _, f := range frags {
+		if !strings.Contains(err.Error(), f) {
+			t.Errorf("create from %s: %v\nwant it to say %q", ref, err, f)
+		}
+	}
+	for _, s := range secrets {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("the error shows a secret: %v", err)
+		}
+	}
+	if _, err := e.Inspect(context.Background(), name); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("after a failed pull, inspect %s: %v, want no container", name, err)
+	}
+}
+
+// A registry that asks for a password: refused without credentials and
+// with wrong ones (the error names the registry and registry_auth, and
+// holds no password), pulled with the right ones.
+func TestPullWithCredentials(t *testing.T) {
+	env := testenv.Get(t)
+	const user, password, wrong = "ci", "hunter2-right", "hunter2-wrong"
+	reg := privateRegistry(t, registry.Options{Htpasswd: htpasswd(t, user, password), Username: user, Password: password})
+	ref := push(t, reg, "pouchtest/private:v1", "v1")
+
+	anonymous := engineWith(t, env, engine.Registries{})
+	createFails(t, anonymous, "eng-auth-none", ref, []string{"registry " + reg.Addr + " refused the credentials", "registry_auth"}, nil)
+	wrongly := engineWith(t, env, engine.Registries{Hosts: []engine.RegistryHost{{Address: reg.Addr, Username: user, Password: wrong}}})
+	createFails(t, wrongly, "eng-auth-wrong", ref, []string{"refused the credentials"}, []string{wrong, password})
+
+	e := engineWith(t, env, engine.Registries{Hosts: []engine.RegistryHost{{Address: reg.Addr, Username: user, Password: password}}})
+	create(t, e, engine.ContainerSpec{Name: "eng-auth", Image: ref, Running: true, NetworkMode: engine.NetworkNone})
+	if got := mustExec(t, env, "eng-auth", "cat", "/version"); got != "v1" {
+		t.Fatalf("/version = %q", got)
+	}
+}
+
+// Credentials from a Docker config.json: its auths, and a credential
+// helper it names (docker-credential-NAME on PATH).
+func TestPullWithDockerConfig(t *testing.T) {
+	env := testenv.Get(t)
+	const user, password = "robot", "s3cr3t-helper"
+	reg := privateRegistry(t, registry.Options{Htpasswd: htpasswd(t, user, password), Username: user, Password: password})
+
+	bin := t.TempDir()
+	helper := "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread url\n" +
+		"printf '{\"ServerURL\":\"%s\",\"Username\":\"" + user + "\",\"Secret\":\"" + password + "\"}' \"$url\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-pouchtest"), []byte(helper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	dir := t.TempDir()
+	for name, config := range map[string]string{
+		"helper": `{"credHelpers": {"` + reg.Addr + `": "pouchtest"}}`,
+		"auths":  `{"auths": {"` + reg.Addr + `": {"auth": "cm9ib3Q6czNjcjN0LWhlbHBlcg=="}}}`, // robot:s3cr3t-helper
+	} {
+		file := filepath.Join(dir, name+".json")
+		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ref := push(t, reg, "pouchtest/private:"+name, "v1") // a tag each: each pulls
+		e := engineWith(t, env, engine.Registries{Hosts: []engine.RegistryHost{{Address: reg.Addr, ConfigFile: file}}})
+		create(t, e, engine.ContainerSpec{Name: "eng-config-" + name, Image: ref, Running: true, NetworkMode: engine.NetworkNone})
+	}
+}
+
+// A registry served over HTTPS by a CA of the test's: pulled with its CA
+// as ca_file; refused, saying what to do, with another CA, and with a
+// certificate that is not for the registry's address.
+func TestPullOverTLS(t *testing.T) {
+	env := testenv.Get(t)
+	ca := testenv.NewCA(t)
+	cert := ca.Server(t, []string{"localhost"}, net.IPv4(127, 0, 0, 1))
+	reg := privateRegistry(t, registry.Options{CertFile: cert.CertFile, KeyFile: cert.KeyFile})
+	ref := push(t, reg, "pouchtest/private:v1", "v1")
+
+	other := testenv.NewCA(t)
+	stranger := engineWith(t, env, engine.Registries{Hosts: []engine.RegistryHost{{Address: reg.Addr, CAFile: other.PEMFile}}})
+	createFails(t, stranger, "eng-tls-ca", ref, []string{"not signed by a CA this host trusts", "ca_file"}, nil)
+
+	e := engineWith(t, env, engine.Registries{Hosts: []engine.RegistryHost{{Address: reg.Addr, CAFile: ca.PEMFile}}})
+	create(t, e, engine.ContainerSpec{Name: "eng-tls", Image: ref, Running: true, NetworkMode: engine.NetworkNone})
+
+	misnamed := privateRegistry(t, func() registry.Options {
+		c := ca.Server(t, []string{"registry.example"})
+		return registry.Options{CertFile: c.CertFile, KeyFile: c.KeyFile}
+	}())
+	ref2 := push(t, misnamed, "pouchtest/private:v1", "v1")
+	wrongName := engineWith(t, env, engine.Registries{Hosts: []engine.RegistryHost{{Address: misnamed.Addr, CAFile: ca.PEMFile}}})
+	createFails(t, wrongName, "eng-tls-name", ref2, []string{"is not for that name"}, nil)
+}
+
+// Errors name the reference, the registry and what to do: an unknown
+// repository or tag, HTTPS asked of a plain HTTP registry, and a registry
+// that is not there.
+func TestPullErrorsSayWhatToDo(t *testing.T) {
+	env := testenv.Get(t)
+	reg := privateRegistry(t, registry.Options{})
+	push(t, reg, "pouchtest/private:v1", "v1")
+	e := engineWith(t, env, engine.Registries{})
+	createFails(t, e, "eng-err-tag", reg.Addr+"/pouchtest/private:v9", []string{"registry " + reg.Addr + " has no image", "check the repository and the tag"}, nil)
+	createFails(t, e, "eng-err-repo", reg.Addr+"/pouchtest/nothing:v1", []string{"has no image"}, nil)
+	ca := testenv.NewCA(t)
+	httpsToHTTP := engineWith(t, env, engine.Registries{Hosts: []engine.RegistryHost{{Address: reg.Addr, CAFile: ca.PEMFile}}})
+	createFails(t, httpsToHTTP, "eng-err-http", reg.Addr+"/pouchtest/private:v1", []string{"answers over plain HTTP", "insecure_registries"}, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := l.Addr().String()
+	l.Close()
+	createFails(t, e, "eng-err-gone", gone+"/pouchtest/private:v1", []string{"registry " + gone + " cannot be reached"}, nil)
+}
