@@ -57,6 +57,9 @@ type providerModel struct {
 	RemoteAddress types.String `tfsdk:"remote_address"`
 	AgentPath     types.String `tfsdk:"agent_path"`
 	SSH           types.Object `tfsdk:"ssh"`
+
+	RegistryAuth       types.List `tfsdk:"registry_auth"`
+	InsecureRegistries types.List `tfsdk:"insecure_registries"`
 }
 
 // providerData is what Configure hands to resources. engine is nil when the
@@ -137,6 +140,9 @@ func (p *pouchProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 	for name, a := range remoteAttributes() {
 		resp.Schema.Attributes[name] = a
 	}
+	for name, a := range registryAttributes() {
+		resp.Schema.Attributes[name] = a
+	}
 }
 
 func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
@@ -150,7 +156,8 @@ func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureReq
 	// not an error: resources keep their prior state until the values are
 	// known, and apply always runs with a known configuration.
 	for _, v := range []attr.Value{cfg.Address, cfg.Namespace, cfg.Snapshotter, cfg.Runtime, cfg.DataRoot,
-		cfg.BridgeName, cfg.BridgeSubnet, cfg.CNIConfigFile, cfg.Host, cfg.RemoteAddress, cfg.AgentPath, cfg.SSH} {
+		cfg.BridgeName, cfg.BridgeSubnet, cfg.CNIConfigFile, cfg.Host, cfg.RemoteAddress, cfg.AgentPath, cfg.SSH,
+		cfg.RegistryAuth, cfg.InsecureRegistries} {
 		if !fullyKnown(ctx, v) {
 			tflog.Debug(ctx, "provider configuration not known yet; containers will not be refreshed in this plan")
 			data := &providerData{}
@@ -173,6 +180,7 @@ func (p *pouchProvider) Configure(ctx context.Context, req provider.ConfigureReq
 		},
 		Logger: engineLogger{},
 	}
+	opts.Registries, _ = registries(ctx, cfg.RegistryAuth, cfg.InsecureRegistries, &resp.Diagnostics)
 	// Neither engine.New nor remote.New does I/O: the connection is made on
 	// first use, so a missing daemon or host is reported by the resource
 	// operation that needs it.

@@ -190,6 +190,54 @@ resource "pouch_volume" "data" {
 				ExpectError: regexp.MustCompile(`Attribute\s+bridge_name\s+` + ws("must be a network interface name")),
 			},
 			{
+				Config: `
+provider "pouch" {
+  registry_auth = [{ address = "https://registry.example" }]
+}
+resource "pouch_volume" "data" {
+  name = "data"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+registry_auth\[0\]\.address\s+` + ws("must be a registry's host[:port]")),
+			},
+			{
+				Config: `
+provider "pouch" {
+  registry_auth = [{ address = "registry.example", username = "ci" }]
+}
+resource "pouch_volume" "data" {
+  name = "data"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+registry_auth\[0\]\.password\s+` + ws("and username must be set together")),
+			},
+			{
+				Config: `
+provider "pouch" {
+  registry_auth = [{ address = "registry.example", config_file = "/c.json" }, { address = "registry.example" }]
+}
+resource "pouch_volume" "data" {
+  name = "data"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+registry_auth\[1\]\.address\s+` + ws("must name each registry once")),
+			},
+			{
+				Config: `
+provider "pouch" {
+  insecure_registries = ["http://10.0.0.5:5000"]
+}
+resource "pouch_volume" "data" {
+  name = "data"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+insecure_registries\[0\]\s+` + ws("must be a registry's host[:port]")),
+			},
+			{
 				Config: validationProvider + `
 resource "pouch_volume" "data" {
   name = "my data"

@@ -183,7 +183,9 @@ func (a *agent) hello(conn *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
 	}
 	a.engine = e
 	a.mu.Unlock()
-	return helloResult{Protocol: ProtocolVersion, Version: a.version, Options: toWire(e.Options()), PID: os.Getpid()}, nil
+	inEffect := e.Options()
+	inEffect.Registries = inEffect.Registries.Redacted()
+	return helloResult{Protocol: ProtocolVersion, Version: a.version, Options: toWire(inEffect), PID: os.Getpid()}, nil
 }
 
 // agentLogger sends the engine's log lines to the provider, which writes

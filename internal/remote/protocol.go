@@ -50,16 +50,19 @@ type wireOptions struct {
 	DataRoot    string                `json:"data_root"`
 	Network     engine.NetworkOptions `json:"network"`
 	LockWait    time.Duration         `json:"lock_wait"`
+	// Registries carry the registries' passwords, to the agent only: the
+	// agent's hello answers them redacted.
+	Registries engine.Registries `json:"registries"`
 }
 
 func toWire(o engine.Options) wireOptions {
 	return wireOptions{Address: o.Address, Namespace: o.Namespace, Snapshotter: o.Snapshotter, Runtime: o.Runtime,
-		DataRoot: o.DataRoot, Network: o.Network, LockWait: o.LockWait}
+		DataRoot: o.DataRoot, Network: o.Network, LockWait: o.LockWait, Registries: o.Registries}
 }
 
 func (w wireOptions) options() engine.Options {
 	return engine.Options{Address: w.Address, Namespace: w.Namespace, Snapshotter: w.Snapshotter, Runtime: w.Runtime,
-		DataRoot: w.DataRoot, Network: w.Network, LockWait: w.LockWait}
+		DataRoot: w.DataRoot, Network: w.Network, LockWait: w.LockWait, Registries: w.Registries}
 }
 
 type helloParams struct {

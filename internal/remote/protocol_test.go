@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -99,5 +100,26 @@ func TestParseHost(t *testing.T) {
 func TestShellQuote(t *testing.T) {
 	if got := shellQuote("/var/lib/it's here"); got != `'/var/lib/it'\''s here'` {
 		t.Fatalf("shellQuote: %s", got)
+	}
+}
+
+// The registry settings reach the agent's engine whole, passwords
+// included, and come back from the hello redacted.
+func TestHelloCarriesRegistriesAndAnswersThemRedacted(t *testing.T) {
+	regs := engine.Registries{Hosts: []engine.RegistryHost{{Address: "registry.example:5000", Username: "ci", Password: "pw-s3cr3t",
+		CAFile: "/etc/ca.pem"}}, Insecure: []string{"10.0.0.5:5000"}}
+	a := &agent{version: "test"}
+	res, err := a.hello(nil, requestOf(t, methodHello, helloParams{Protocol: ProtocolVersion, Version: "test",
+		Options: toWire(engine.Options{DataRoot: t.TempDir(), Registries: regs})}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.engine.Close() })
+	if got := a.engine.Options().Registries; !reflect.DeepEqual(got, regs) {
+		t.Fatalf("the agent's engine has registries %+v, want %+v", got, regs)
+	}
+	answered := res.(helloResult).Options.Registries
+	if answered.Hosts[0].Password != "(secret)" || answered.Hosts[0].Username != "ci" || answered.Insecure[0] != "10.0.0.5:5000" {
+		t.Fatalf("the hello answered registries %+v, want them with the password redacted", answered)
 	}
 }

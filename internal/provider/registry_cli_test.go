@@ -1,0 +1,122 @@
+package provider
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/pouch/terraform-provider-pouch/internal/registry"
+	"github.com/pouch/terraform-provider-pouch/internal/testenv"
+)
+
+// TestAccCLI_privateRegistry: a container pulled from a registry that asks
+// for a password over HTTPS with a CA of the test's, through the
+// provider's registry_auth, created and upgraded in place; a wrong password
+// fails the apply, naming the registry and registry_auth, and leaves the
+// container as it was. Neither password is in any output, TF_LOG=trace log
+// or state, in clear or in basic auth's base64.
+func TestAccCLI_privateRegistry(t *testing.T) {
+	env := accEnv(t)
+	tf := newTFCLI(t)
+	const name = "acc-private"
+	const user, password, wrong = "deploy", "pr1vate-Pw-7x", "wr0ng-Pw-3k"
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca := testenv.NewCA(t)
+	cert := ca.Server(t, nil, net.IPv4(127, 0, 0, 1))
+	reg, err := registry.StartWith(t.TempDir(), registry.Options{Htpasswd: htpasswd, Username: user, Password: password,
+		CertFile: cert.CertFile, KeyFile: cert.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	refs := map[string]string{}
+	for _, v := range []string{"v1", "v2"} {
+		if refs[v], err = reg.Push(ctx, "pouchtest/private:"+v, testImage("private", v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config := func(pw, image string) string {
+		provider := strings.TrimSuffix(providerConfig(env), "}\n") + fmt.Sprintf(`  registry_auth = [{
+    address  = %q
+    username = %q
+    password = %q
+    ca_file  = %q
+  }]
+}
+`, reg.Addr, user, pw, ca.PEMFile)
+		return provider + fmt.Sprintf("\nresource \"pouch_container\" \"test\" {\n  name  = %q\n  image = %q\n}\n", name, image)
+	}
+	tf.destroyAtEnd(env, name)
+
+	var readable []string // what a user can read
+	traced := func(args ...string) (string, int) {
+		t.Helper()
+		logPath := filepath.Join(t.TempDir(), "trace.log")
+		out, code := tf.run([]string{"TF_LOG=trace", "TF_LOG_PATH=" + logPath}, args...)
+		log, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readable = append(readable, out, string(log))
+		if b, err := os.ReadFile(filepath.Join(tf.dir, "terraform.tfstate")); err == nil {
+			readable = append(readable, string(b))
+		}
+		return out, code
+	}
+
+	tf.write(config(password, refs["v1"]))
+	if out, code := traced("apply", "-auto-approve", "-no-color"); code != 0 {
+		t.Fatalf("apply from the private registry: exit code %d\n%s", code, out)
+	}
+	pid := env.TaskPID(t, name)
+	tf.write(config(password, refs["v2"]))
+	if out, code := traced("apply", "-auto-approve", "-no-color"); code != 0 {
+		t.Fatalf("upgrade from the private registry: exit code %d\n%s", code, out)
+	}
+	if got, err := env.Exec(t, name, "cat", "/version"); err != nil || got != "v2\n" {
+		t.Fatalf("/version after the upgrade: %q, %v", got, err)
+	}
+	if env.TaskPID(t, name) == pid {
+		t.Fatal("the task was not restarted on v2")
+	}
+
+	// A wrong password and a tag not pulled yet: refused, nothing changed.
+	if refs["v3"], err = reg.Push(ctx, "pouchtest/private:v3", testImage("private", "v3")); err != nil {
+		t.Fatal(err)
+	}
+	tf.write(config(wrong, refs["v3"]))
+	out, code := traced("apply", "-auto-approve", "-no-color")
+	if code == 0 || !strings.Contains(out, "refused the credentials") || !strings.Contains(out, "registry_auth") {
+		t.Fatalf("apply with a wrong password: exit code %d, want a failure naming registry_auth\n%s", code, out)
+	}
+	if got, err := env.Exec(t, name, "cat", "/version"); err != nil || got != "v2\n" {
+		t.Fatalf("/version after a refused pull: %q, %v; want v2 still running", got, err)
+	}
+	tf.write(config(password, refs["v2"])) // for the destroy
+
+	for _, secret := range []string{password, wrong,
+		base64.StdEncoding.EncodeToString([]byte(user + ":" + password)), base64.StdEncoding.EncodeToString([]byte(user + ":" + wrong))} {
+		for _, text := range readable {
+			if i := strings.Index(text, secret); i >= 0 {
+				t.Fatalf("a registry secret is readable: ...%s...", text[max(0, i-200):min(len(text), i+len(secret)+50)])
+			}
+		}
+	}
+}
