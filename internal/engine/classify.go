@@ -50,7 +50,7 @@ func Classify(old, next ContainerSpec) Change {
 		return ChangeStartStop
 	}
 	settings := func(s ContainerSpec) ContainerSpec {
-		return ContainerSpec{Image: s.Image, Labels: s.Labels, KeepImageVolumes: s.KeepImageVolumes, Restart: s.Restart,
+		return ContainerSpec{Image: s.Image, PullPolicy: s.PullPolicy.orDefault(), Labels: s.Labels, KeepImageVolumes: s.KeepImageVolumes, Restart: s.Restart,
 			StopSignal: s.StopSignal, StopTimeout: s.StopTimeout, Healthcheck: s.Healthcheck, Upgrade: s.Upgrade}
 	}
 	if !equalSpecs(settings(old), settings(next)) {

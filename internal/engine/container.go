@@ -62,7 +62,7 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 	}
 	defer releaseLease(cleanup)
 
-	img, err := e.resolveImage(ctx, client, spec.Image)
+	img, err := e.resolveImage(ctx, client, spec.Image, spec.PullPolicy)
 	if err != nil {
 		return State{}, err
 	}

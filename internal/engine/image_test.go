@@ -79,3 +79,67 @@ func TestUpgradesOfSeveralEnginesToOneImage(t *testing.T) {
 		}
 	}
 }
+
+// A tag that moved in its registry: pull_policy "always" finds out at the
+// next upgrade and upgrades in place to the new digest; "missing" keeps
+// the image on the host; "never" does not pull an image the host lacks.
+// RegistryDigest tells the tag's digest without pulling.
+func TestPullPolicies(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := context.Background()
+	v1 := env.PushImage(t, "pouchtest/moving:stable", versionImage("moving", "v1"))
+	spec := engine.ContainerSpec{Name: "eng-moving", Image: v1, Running: true, NetworkMode: engine.NetworkNone, PullPolicy: engine.PullAlways}
+	st := create(t, e, spec)
+	moved := env.PushImage(t, "pouchtest/moving:stable", versionImage("moving", "v2"))
+	if moved != v1 {
+		t.Fatalf("pushed %s, then %s: want the same tag", v1, moved)
+	}
+	dgst, err := e.RegistryDigest(ctx, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dgst == st.ImageDigest {
+		t.Fatalf("RegistryDigest = %s, the digest before the tag moved", dgst)
+	}
+	if got := mustExec(t, env, spec.Name, "cat", "/version"); got != "v1" {
+		t.Fatalf("/version = %q before the upgrade: RegistryDigest pulled?", got)
+	}
+
+	missing := spec
+	missing.PullPolicy = engine.PullMissing
+	if st, err = e.Update(ctx, spec.Name, missing); err != nil || st.ImageDigest == dgst {
+		t.Fatalf("update with pull_policy missing: %+v, %v; want the image on the host kept", st, err)
+	}
+	if st, err = e.Update(ctx, spec.Name, spec); err != nil || st.ImageDigest != dgst {
+		t.Fatalf("update with pull_policy always: %+v, %v; want an upgrade to %s", st, err, dgst)
+	}
+	if got := mustExec(t, env, spec.Name, "cat", "/version"); got != "v2" {
+		t.Fatalf("/version = %q after the tag moved, want v2", got)
+	}
+
+	never := engine.ContainerSpec{Name: "eng-never", Image: env.Registry(t) + "/pouchtest/moving:absent", Running: true,
+		NetworkMode: engine.NetworkNone, PullPolicy: engine.PullNever}
+	if _, err := e.Create(ctx, never); err == nil || !strings.Contains(err.Error(), `pull_policy is "never"`) {
+		_ = e.Delete(ctx, never.Name)
+		t.Fatalf("create of an image the host lacks with pull_policy never: %v", err)
+	}
+	if _, err := e.Inspect(ctx, never.Name); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("after a refused create: %v, want no container", err)
+	}
+}
+
+func TestPinnedReference(t *testing.T) {
+	const d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for ref, want := range map[string]string{
+		"registry.example:5000/team/app:1.4": "registry.example:5000/team/app@" + d,
+		"busybox":                            "docker.io/library/busybox@" + d,
+		"app:1@" + d:                         "docker.io/library/app@" + d,
+	} {
+		if got, err := engine.PinnedReference(ref, d); err != nil || got != want {
+			t.Errorf("PinnedReference(%q) = %q, %v; want %q", ref, got, err, want)
+		}
+	}
+	if _, err := engine.PinnedReference("app", "sha256:short"); err == nil {
+		t.Error("a malformed digest was pinned")
+	}
+}

@@ -190,10 +190,10 @@ func registryCredentials(h RegistryHost) (string, string, error) {
 	return ac.Username, ac.Password, nil
 }
 
-// pullError says why name could not be pulled from its registry, and what
-// to do. containerd's errors hold no credentials; err is kept for
-// errors.Is.
-func pullError(name string, err error) error {
+// pullError says why name could not be pulled (or looked up: verb) from
+// its registry, and what to do. containerd's errors hold no credentials;
+// err is kept for errors.Is.
+func pullError(verb, name string, err error) error {
 	host := "its registry"
 	if named, perr := reference.ParseNormalizedNamed(name); perr == nil {
 		host = reference.Domain(named)
@@ -206,7 +206,7 @@ func pullError(name string, err error) error {
 	var urlErr *url.Error
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("pull image %q: %w", name, err)
+		return fmt.Errorf("%s image %q: %w", verb, name, err)
 	case errors.As(err, &unknownCA), strings.Contains(msg, "certificate signed by unknown authority"):
 		hint = fmt.Sprintf("the certificate of registry %s is not signed by a CA this host trusts: give the CA's PEM file as "+
 			"ca_file in a registry_auth entry for %q", host, host)
@@ -224,7 +224,7 @@ func pullError(name string, err error) error {
 		strings.Contains(msg, "no such host"):
 		hint = fmt.Sprintf("registry %s cannot be reached from the containerd host: check its address and that it is up", host)
 	default:
-		return fmt.Errorf("pull image %q: %w", name, err)
+		return fmt.Errorf("%s image %q: %w", verb, name, err)
 	}
-	return fmt.Errorf("pull image %q: %s (%w)", name, hint, err)
+	return fmt.Errorf("%s image %q: %s (%w)", verb, name, hint, err)
 }

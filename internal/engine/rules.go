@@ -124,6 +124,15 @@ func CheckImageReference(ref string) error {
 	return nil
 }
 
+// CheckPullPolicy judges a pull policy ("" is the default, missing).
+func CheckPullPolicy(p string) error {
+	switch PullPolicy(p) {
+	case "", PullMissing, PullAlways, PullNever:
+		return nil
+	}
+	return fmt.Errorf("must be %q, %q or %q, got %q", PullMissing, PullAlways, PullNever, p)
+}
+
 // CheckAbsolutePath judges a path that must be absolute and contain no
 // ".." element and no NUL.
 func CheckAbsolutePath(p string) error {

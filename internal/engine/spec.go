@@ -84,6 +84,9 @@ type ContainerSpec struct {
 	// Image is an image reference as the user wrote it, e.g. "busybox:1.36"
 	// or "registry.example:5000/app@sha256:...".
 	Image string `json:"image"`
+	// PullPolicy says when the image is pulled: PullMissing (the default,
+	// also when empty), PullAlways, PullNever.
+	PullPolicy PullPolicy `json:"pull_policy,omitempty"`
 
 	Entrypoint []string          `json:"entrypoint"`
 	Command    []string          `json:"command"`

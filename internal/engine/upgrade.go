@@ -157,7 +157,7 @@ func (u *upgrade) stage(ctx context.Context) error {
 		return err
 	}
 	u.done = status == StatusStopped && exitCode == 0 && oldRec.Spec.Upgrade.VerifySeconds == 0
-	if u.img, err = u.e.resolveImage(ctx, u.client, u.spec.Image); err != nil {
+	if u.img, err = u.e.resolveImage(ctx, u.client, u.spec.Image, u.spec.PullPolicy); err != nil {
 		return err
 	}
 	if err := checkImageVolumes(u.img); err != nil {

@@ -18,6 +18,9 @@ func validateSpec(spec ContainerSpec) error {
 	if err := CheckImageReference(spec.Image); err != nil {
 		return bad("image", err)
 	}
+	if err := CheckPullPolicy(string(spec.PullPolicy)); err != nil {
+		return bad("pull_policy", err)
+	}
 	if err := CheckArgs(spec.Entrypoint); err != nil {
 		return bad("entrypoint", err)
 	}
