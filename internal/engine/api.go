@@ -15,6 +15,9 @@ type API interface {
 	CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error)
 	InspectVolume(ctx context.Context, name string) (Volume, error)
 	DeleteVolume(ctx context.Context, name string) error
+	// RegistryDigest is the digest of an image reference in its registry
+	// now, without pulling it.
+	RegistryDigest(ctx context.Context, ref string) (string, error)
 	// Ping checks that containerd answers.
 	Ping(ctx context.Context) error
 	// Options are the options in effect, defaults filled in.

@@ -118,6 +118,12 @@ func (a *agent) call(ctx context.Context, e *engine.Engine, req *jsonrpc2.Reques
 	switch req.Method {
 	case methodPing:
 		return struct{}{}, e.Ping(ctx)
+	case methodRegistryDigest:
+		var p imageParams
+		if err := decode(req, &p); err != nil {
+			return nil, err
+		}
+		return e.RegistryDigest(ctx, p.Ref)
 	case methodInspectAll:
 		states, err := e.InspectAll(ctx)
 		wire := make([]wireState, len(states))

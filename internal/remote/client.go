@@ -486,6 +486,14 @@ func (c *Client) DeleteVolume(ctx context.Context, name string) error {
 	return c.call(ctx, methodDeleteVolume, &volumeParams{Name: name}, nil)
 }
 
+// RegistryDigest asks the image's registry for its digest, from the host
+// (with the host's view of the registry and its settings).
+func (c *Client) RegistryDigest(ctx context.Context, ref string) (string, error) {
+	var dgst string
+	err := c.call(ctx, methodRegistryDigest, &imageParams{Ref: ref}, &dgst)
+	return dgst, err
+}
+
 // Ping connects, if need be, and checks that the host's containerd
 // answers.
 func (c *Client) Ping(ctx context.Context) error {

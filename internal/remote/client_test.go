@@ -137,6 +137,19 @@ func TestProtocolCarriesTheEngine(t *testing.T) {
 	if _, err := c.Inspect(ctx, spec.Name); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("inspect after delete: %v", err)
 	}
+	ref := env.PushImage(t, "pouchtest/rpc-registry:v1", image("rpc", "v1"))
+	local, err := engine.New(engineOptions(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	want, err := local.RegistryDigest(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.RegistryDigest(ctx, ref); err != nil || got != want {
+		t.Fatalf("the registry's digest of %s through the agent: %q, %v; want %q", ref, got, err, want)
+	}
 	if n := c.dials.Load(); n != 1 {
 		t.Fatalf("%d connections for one client, want one, reused", n)
 	}

@@ -27,17 +27,18 @@ const agentArg = "pouch-agent"
 // the log lines the agent sends back as notifications reach the request
 // that caused them.
 const (
-	methodHello         = "hello"
-	methodPing          = "ping"
-	methodCreate        = "create"
-	methodInspect       = "inspect"
-	methodInspectAll    = "inspectAll" // since protocol 2
-	methodUpdate        = "update"
-	methodDelete        = "delete"
-	methodCreateVolume  = "createVolume"
-	methodInspectVolume = "inspectVolume"
-	methodDeleteVolume  = "deleteVolume"
-	notifyLog           = "log"
+	methodHello          = "hello"
+	methodPing           = "ping"
+	methodCreate         = "create"
+	methodInspect        = "inspect"
+	methodInspectAll     = "inspectAll"     // since protocol 2
+	methodRegistryDigest = "registryDigest" // since protocol 2
+	methodUpdate         = "update"
+	methodDelete         = "delete"
+	methodCreateVolume   = "createVolume"
+	methodInspectVolume  = "inspectVolume"
+	methodDeleteVolume   = "deleteVolume"
+	notifyLog            = "log"
 )
 
 // wireOptions are the engine options the agent's engine runs with: those of
@@ -120,6 +121,11 @@ type containerParams struct {
 	callParams
 	ID   string   `json:"id,omitempty"`
 	Spec wireSpec `json:"spec"`
+}
+
+type imageParams struct {
+	callParams
+	Ref string `json:"ref"`
 }
 
 type volumeParams struct {
