@@ -37,6 +37,7 @@ type containerModel struct {
 	ID         types.String `tfsdk:"id"`
 	Name       types.String `tfsdk:"name"`
 	Image      types.String `tfsdk:"image"`
+	PullPolicy types.String `tfsdk:"pull_policy"`
 	ImageID    types.String `tfsdk:"image_id"`
 	Entrypoint types.List   `tfsdk:"entrypoint"`
 	Command    types.List   `tfsdk:"command"`
@@ -166,6 +167,7 @@ func (m containerModel) spec(ctx context.Context) (engine.ContainerSpec, diag.Di
 
 	spec.Hostname = knownString(m.Hostname)
 	spec.KeepImageVolumes = m.KeepImageVolumes.ValueBool()
+	spec.PullPolicy = engine.PullPolicy(stringOrDefault(knownString(m.PullPolicy), string(engine.PullMissing)))
 	spec.Restart = engine.RestartPolicy(knownString(m.Restart))
 	if spec.Restart == "" {
 		spec.Restart = engine.RestartPolicy(defaultRestart)
@@ -303,6 +305,7 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 	m.LogMaxSize = types.Int64Value(int64(intOr(logOpts.MaxSizeMiB, engine.DefaultLogMaxSizeMiB)))
 	m.LogMaxFiles = types.Int64Value(int64(intOr(logOpts.MaxFiles, engine.DefaultLogMaxFiles)))
 	m.KeepImageVolumes = types.BoolValue(st.Spec.KeepImageVolumes)
+	m.PullPolicy = types.StringValue(stringOrDefault(string(st.Spec.PullPolicy), string(engine.PullMissing)))
 	m.Restart = types.StringValue(stringOrDefault(string(st.Spec.Restart), defaultRestart))
 	m.StopSignal = types.StringValue(stringOrDefault(st.Spec.StopSignal, defaultStopSignal))
 	m.Ports = portsToList(st.Spec.Ports, prior.Ports, &diags)

@@ -98,6 +98,16 @@ func containerSchema(ctx context.Context) schema.Schema {
 				Required:   true,
 				Validators: []validator.String{imageValidator},
 			},
+			"pull_policy": schema.StringAttribute{
+				Description: "When the image is pulled: `missing` (the default) when it is not on the host; `always` also " +
+					"when its tag moved in the registry: each plan asks the registry for the tag's digest (a manifest " +
+					"HEAD, nothing pulled), and a new one plans an in-place upgrade (a registry that cannot be asked " +
+					"gives a warning and no change); `never` only uses an image already on the host. " + withoutRestart,
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(string(engine.PullMissing)),
+				Validators: []validator.String{pullPolicyValidator},
+			},
 			"image_id": schema.StringAttribute{
 				Description: "Content digest of the image the container runs (its manifest or index). " +
 					"Computed; it changes when `image` changes or the container's image was changed outside Terraform.",

@@ -21,7 +21,7 @@ import (
 //   - 1: pouch 0.2.0. image_volumes is a computed list of objects (it was a
 //     computed nested attribute, which crashes config generation in
 //     terraform 1.5 and OpenTofu up to 1.10); log_max_size, log_max_files,
-//     secret_env and secret_env_version are new.
+//     secret_env, secret_env_version and pull_policy are new.
 const containerSchemaVersion = 1
 
 var _ resource.ResourceWithUpgradeState = (*containerResource)(nil)
@@ -59,6 +59,7 @@ func upgradeContainerStateV0(ctx context.Context, req resource.UpgradeStateReque
 	}
 	setDefault("log_max_size", engine.DefaultLogMaxSizeMiB)
 	setDefault("log_max_files", engine.DefaultLogMaxFiles)
+	setDefault("pull_policy", engine.PullMissing)
 	upgraded, err := json.Marshal(attrs)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot upgrade the state", err.Error())

@@ -260,7 +260,7 @@ func priorContainer() attrs {
 		"image_id": "sha256:aaa", "command": []string{"x"},
 		"network_mode": "bridge", "running": false, "stop_timeout": int64(10), "status": "stopped",
 		"ip_address": "10.88.0.5", "mac_address": "0a:58:0a:58:00:05", "hostname": "c1", "keep_image_volumes": false, "image_volumes": emptyList{},
-		"log_path": "/var/lib/pouch/logs/c1/c1.log", "restart": "no", "stop_signal": "SIGTERM",
+		"log_path": "/var/lib/pouch/logs/c1/c1.log", "restart": "no", "stop_signal": "SIGTERM", "pull_policy": "missing",
 		"privileged": false, "read_only_rootfs": false, "seccomp_profile": "default", "no_new_privileges": true,
 		"upgrade": upgradeValue(1, true, 0, false), "log_max_size": int64(20), "log_max_files": int64(5),
 	}
@@ -286,6 +286,7 @@ func TestContainer_planCreate(t *testing.T) {
 	wantValue(t, planned, "hostname", "c1") // defaults to the name
 	wantValue(t, planned, "restart", "no")
 	wantValue(t, planned, "stop_signal", "SIGTERM")
+	wantValue(t, planned, "pull_policy", "missing")
 	wantValue(t, planned, "seccomp_profile", "default")
 	wantValue(t, planned, "no_new_privileges", true)
 	wantValue(t, planned, "privileged", false)
@@ -499,6 +500,7 @@ func TestContainer_statefulRoundTrip(t *testing.T) {
 	}
 	want := st.Spec
 	want.StopSignal = defaultStopSignal // the defaults are written out
+	want.PullPolicy = engine.PullMissing
 	want.Running = true
 	if fmt.Sprintf("%+v", spec) != fmt.Sprintf("%+v", want) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", spec, want)

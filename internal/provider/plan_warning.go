@@ -18,22 +18,24 @@ const (
 	warnResize  = "live resize"
 )
 
-// ModifyPlan says, as a warning, what an in-place update will do to the
-// running container: an image upgrade, a restart in place or a live resize
-// (settings, labels and start/stop get no warning). It only reads the plan:
-// the decision is engine.Classify's, as Update will make it.
+// ModifyPlan plans an upgrade for a moved tag (pull_policy "always",
+// moved_tag.go), then says, as a warning, what an in-place update will do
+// to the running container: an image upgrade, a restart in place or a
+// live resize (settings, labels and start/stop get no warning). The
+// decision is engine.Classify's, as Update will make it.
 func (r *containerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
 		return // create or destroy
 	}
-	if req.Plan.Raw.Equal(req.State.Raw) {
+	r.planMovedTag(ctx, req, resp)
+	if resp.Diagnostics.HasError() || resp.Plan.Raw.Equal(req.State.Raw) {
 		return // no change, the common case of a plan: skip decoding both
 	}
 	var prior, plan containerModel
 	if d := req.State.Get(ctx, &prior); d.HasError() {
 		return
 	}
-	if d := req.Plan.Get(ctx, &plan); d.HasError() {
+	if d := resp.Plan.Get(ctx, &plan); d.HasError() {
 		return
 	}
 	if summary, detail := planWarning(ctx, prior, plan); summary != "" {

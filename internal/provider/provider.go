@@ -230,7 +230,9 @@ func (p *pouchProvider) Resources(context.Context) []func() resource.Resource {
 }
 
 func (p *pouchProvider) DataSources(context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{
+		NewRegistryImageDataSource,
+	}
 }
 
 // stringOr returns v's value when it is set, else the first non-empty

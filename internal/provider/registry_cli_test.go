@@ -120,3 +120,39 @@ func TestAccCLI_privateRegistry(t *testing.T) {
 		}
 	}
 }
+
+// TestAccCLI_movedTagWarnings: with pull_policy = "always", a real
+// `terraform plan` after the tag moved warns with both digests; with the
+// registry stopped, it warns that the registry was not asked, plans no
+// change and exits 0.
+func TestAccCLI_movedTagWarnings(t *testing.T) {
+	env := accEnv(t)
+	tf := newTFCLI(t)
+	const name = "acc-moved-cli"
+	reg, err := registry.StartWith(t.TempDir(), registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ref, err := reg.Push(ctx, "pouchtest/moved-cli:stable", testImage("moved-cli", "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf.write(containerConfig(env, name, ref, `pull_policy = "always"`))
+	tf.destroyAtEnd(env, name)
+	tf.mustRun("apply", "-auto-approve", "-no-color")
+	if _, err := reg.Push(ctx, "pouchtest/moved-cli:stable", testImage("moved-cli", "v2")); err != nil {
+		t.Fatal(err)
+	}
+	out, code := tf.run(nil, "plan", "-no-color", "-detailed-exitcode")
+	if code != 2 || !strings.Contains(out, "image tag moved: upgrade in place") || strings.Count(out, "sha256:") < 2 {
+		t.Fatalf("plan after the tag moved: exit code %d, want 2 with a warning naming both digests\n%s", code, out)
+	}
+	reg.Stop()
+	out, code = tf.run(nil, "plan", "-no-color", "-detailed-exitcode")
+	if code != 0 || !strings.Contains(out, "registry not checked for a moved tag") {
+		t.Fatalf("plan with the registry stopped: exit code %d, want 0 with a warning\n%s", code, out)
+	}
+}

@@ -71,8 +71,9 @@ func (r rule[T]) ValidateFloat64(_ context.Context, req validator.Float64Request
 
 // The rules of single attributes.
 var (
-	nameValidator  = stringRule(engine.CheckName, "Invalid name", "value must be "+engine.NameRule)
-	imageValidator = stringRule(engine.CheckImageReference, "Invalid image reference",
+	nameValidator       = stringRule(engine.CheckName, "Invalid name", "value must be "+engine.NameRule)
+	pullPolicyValidator = stringRule(engine.CheckPullPolicy, "Invalid pull policy", "value must be missing, always or never")
+	imageValidator      = stringRule(engine.CheckImageReference, "Invalid image reference",
 		"value must be an image reference such as `busybox:1.36` or `registry.example:5000/app@sha256:...`")
 	absolutePathValidator = stringRule(engine.CheckAbsolutePath, "Invalid path", "value must be an absolute path")
 	dataRootValidator     = stringRule(engine.CheckDataRoot, "Invalid path", "value must be an absolute path other than /")
