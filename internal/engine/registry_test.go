@@ -3,10 +3,12 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,4 +214,136 @@ func TestPullErrorsSayWhatToDo(t *testing.T) {
 	gone := l.Addr().String()
 	l.Close()
 	createFails(t, e, "eng-err-gone", gone+"/pouchtest/private:v1", []string{"registry " + gone + " cannot be reached"}, nil)
+}
+
+// slowProxy forwards connections to target at about rate bytes a second
+// towards the client, until cut: a registry link that a test can break in
+// the middle of a pull.
+type slowProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startSlowProxy(t *testing.T, target string, rate int) *slowProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &slowProxy{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c) }()
+			go func() {
+				buf := make([]byte, rate/20)
+				tick := time.NewTicker(50 * time.Millisecond) // the rate itself, not a synchronisation
+				defer tick.Stop()
+				for range tick.C {
+					n, err := up.Read(buf)
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *slowProxy) addr() string { return p.ln.Addr().String() }
+
+// cut closes the listener and every connection.
+func (p *slowProxy) cut() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// A pull cut off half-way (the registry's link lost in the middle of a
+// layer): the upgrade fails saying the registry cannot be reached, the old
+// task goes on running untouched, no image is left under the new name to
+// be mistaken for a whole one, and nothing leaks; the same upgrade works
+// once the registry is back.
+func TestPullInterruptedHalfWay(t *testing.T) {
+	e, env := newEngine(t)
+	reg := privateRegistry(t, registry.Options{})
+	proxy := startSlowProxy(t, reg.Addr, 1<<20) // 1 MiB/s: a 16 MiB layer takes 16 s
+	spec := engine.ContainerSpec{Name: "eng-cut", Image: push(t, reg, "pouchtest/private:v1", "v1"), Running: true,
+		NetworkMode: engine.NetworkNone}
+	create(t, e, spec)
+	pid := env.TaskPID(t, spec.Name)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	big := versionImage("private", "v2")
+	big.PadBytes, big.PadSeed = 16<<20, "cut"
+	if _, err := reg.Push(ctx, "pouchtest/private:v2", big); err != nil {
+		t.Fatal(err)
+	}
+	through := strings.Replace(spec.Image, reg.Addr, proxy.addr(), 1)
+	through = strings.TrimSuffix(through, ":v1") + ":v2"
+
+	upgrade := spec
+	upgrade.Image = through
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Update(context.Background(), spec.Name, upgrade)
+		done <- err
+	}()
+	testenv.Eventually(t, 30*time.Second, "a layer being fetched", func() bool {
+		st, err := env.Client.ContentStore().ListStatuses(env.Context())
+		for _, s := range st {
+			if s.Offset > 0 {
+				return err == nil
+			}
+		}
+		return false
+	})
+	proxy.cut()
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "registry") {
+		t.Fatalf("upgrade through a link cut half-way: %v, want a failed pull naming the registry", err)
+	}
+	t.Logf("upgrade through a link cut half-way: %v", err)
+	if got := env.TaskPID(t, spec.Name); got != pid {
+		t.Fatalf("task pid %d -> %d: a failed pull touched the running task", pid, got)
+	}
+	if got := mustExec(t, env, spec.Name, "cat", "/version"); got != "v1" {
+		t.Fatalf("/version = %q after a failed pull", got)
+	}
+	if _, err := env.Client.GetImage(env.Context(), through); err == nil {
+		t.Fatalf("an image %s is left after a pull cut half-way", through)
+	}
+	if leases := env.Leases(t); len(leases) != 0 {
+		t.Fatalf("leases left after a failed pull: %v", leases)
+	}
+	upgrade.Image = strings.TrimSuffix(spec.Image, ":v1") + ":v2"
+	if _, err := e.Update(context.Background(), spec.Name, upgrade); err != nil {
+		t.Fatalf("the same upgrade with the registry reachable: %v", err)
+	}
+	if got := mustExec(t, env, spec.Name, "cat", "/version"); got != "v2" {
+		t.Fatalf("/version = %q after the upgrade", got)
+	}
 }
