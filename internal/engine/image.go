@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
@@ -134,13 +135,18 @@ func (e *Engine) pullAndUnpack(ctx context.Context, client *containerd.Client, n
 	}
 	if pull {
 		e.log.Info(ctx, "pulling image", map[string]any{"image": name})
+		start := time.Now()
+		progress := e.startPullProgress(ctx, client, name)
 		img, err = client.Pull(ctx, name,
 			containerd.WithResolver(e.resolver(ctx)),
+			containerd.WithImageHandler(progress.handler()),
 			containerd.WithPullUnpack,
 			containerd.WithPullSnapshotter(e.opts.Snapshotter))
+		total := progress.stop()
 		if err != nil {
 			return nil, pullError("pull", name, err)
 		}
+		e.log.Info(ctx, "pulled image", map[string]any{"image": name, "mib": mib(total), "took": time.Since(start).String()})
 	}
 	unpacked, err := img.IsUnpacked(ctx, e.opts.Snapshotter)
 	if err != nil {

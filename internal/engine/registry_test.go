@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -345,5 +346,54 @@ func TestPullInterruptedHalfWay(t *testing.T) {
 	}
 	if got := mustExec(t, env, spec.Name, "cat", "/version"); got != "v2" {
 		t.Fatalf("/version = %q after the upgrade", got)
+	}
+}
+
+// A long pull says how far it is, at each interval: done and total MiB,
+// growing; then that it is over, with its size.
+func TestPullProgressIsLogged(t *testing.T) {
+	env := testenv.Get(t)
+	engine.SetPullProgressInterval(300 * time.Millisecond)
+	t.Cleanup(func() { engine.SetPullProgressInterval(5 * time.Second) })
+	log := &msgLog{}
+	opts := envOptions(env)
+	opts.Logger = log
+	e := mustNew(t, opts)
+	reg := privateRegistry(t, registry.Options{})
+	proxy := startSlowProxy(t, reg.Addr, 8<<20) // 16 MiB in about 2 s
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	big := versionImage("private", "v1")
+	big.PadBytes, big.PadSeed = 16<<20, "progress"
+	ref, err := reg.Push(ctx, "pouchtest/progress:v1", big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, e, engine.ContainerSpec{Name: "eng-progress", Image: strings.Replace(ref, reg.Addr, proxy.addr(), 1),
+		NetworkMode: engine.NetworkNone})
+
+	lines := log.all("pulling image: progress")
+	if len(lines) < 3 {
+		t.Fatalf("%d progress lines for a pull of about 2 s at 300 ms, want at least 3: %v", len(lines), lines)
+	}
+	var last float64
+	for _, f := range lines {
+		done, _ := strconv.ParseFloat(f["done_mib"].(string), 64)
+		total, _ := strconv.ParseFloat(f["total_mib"].(string), 64)
+		if done < last || done > total {
+			t.Fatalf("progress lines %v: done must grow and stay within the total", lines)
+		}
+		last = done
+	}
+	if last <= 0 {
+		t.Fatalf("progress lines %v: nothing done", lines)
+	}
+	t.Logf("progress: %v", lines)
+	end := log.all("pulled image")
+	if len(end) != 1 {
+		t.Fatalf("%d lines saying the pull ended, want 1", len(end))
+	}
+	if size, _ := strconv.ParseFloat(end[0]["mib"].(string), 64); size < 16 {
+		t.Fatalf("the pull ended with %v MiB, want the 16 MiB layer and more", end[0]["mib"])
 	}
 }

@@ -433,19 +433,35 @@ func TestCrossProcessLock(t *testing.T) {
 	assertNothingLeaked(t, e, env, "eng-lock", 1)
 }
 
-// msgLog is an engine.Logger that keeps the messages, in order.
+// msgLog is an engine.Logger that keeps the messages, in order, and their
+// fields.
 type msgLog struct {
-	mu   sync.Mutex
-	msgs []string
+	mu     sync.Mutex
+	msgs   []string
+	fields []map[string]any
 }
 
-func (l *msgLog) Debug(_ context.Context, msg string, _ map[string]any) { l.add(msg) }
-func (l *msgLog) Info(_ context.Context, msg string, _ map[string]any)  { l.add(msg) }
+func (l *msgLog) Debug(_ context.Context, msg string, f map[string]any) { l.add(msg, f) }
+func (l *msgLog) Info(_ context.Context, msg string, f map[string]any)  { l.add(msg, f) }
 
-func (l *msgLog) add(msg string) {
+func (l *msgLog) add(msg string, f map[string]any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.msgs = append(l.msgs, msg)
+	l.fields = append(l.fields, f)
+}
+
+// all are the fields of every message msg, in order.
+func (l *msgLog) all(msg string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for i, m := range l.msgs {
+		if m == msg {
+			out = append(out, l.fields[i])
+		}
+	}
+	return out
 }
 
 func (l *msgLog) index(msg string) int {
