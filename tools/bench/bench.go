@@ -87,7 +87,7 @@ func (b *bench) prepare(ctx context.Context) error {
 	if err := b.cleanNamespace(b.ctx, false); err != nil {
 		return fmt.Errorf("clean namespace %s: %w", b.cfg.namespace, err)
 	}
-	if b.cfg.parts["downtime"] || b.cfg.parts["remote"] {
+	if b.cfg.parts["downtime"] || b.cfg.parts["remote"] || b.cfg.parts["pull"] {
 		reg, err := registry.Start(filepath.Join(b.tmp, "registry"))
 		if err != nil {
 			return err
@@ -95,7 +95,7 @@ func (b *bench) prepare(ctx context.Context) error {
 		b.reg = reg
 		logf("registry at %s", reg.Addr)
 	}
-	if !b.cfg.parts["plan"] && !b.cfg.parts["parallel"] && !b.cfg.parts["remote"] {
+	if !b.cfg.parts["plan"] && !b.cfg.parts["parallel"] && !b.cfg.parts["remote"] && !b.cfg.parts["pull"] {
 		return nil
 	}
 	bin := filepath.Join(b.tmp, "bin")

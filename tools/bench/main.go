@@ -8,7 +8,9 @@
 //  2. `terraform plan` of many pouch_container resources against the same
 //     plan of terraform_data resources, and the provider's peak RSS;
 //  3. many containers upgraded by one `terraform apply -parallelism=10`;
-//  4. a remote host over SSH with 50 ms of round trip against the local
+//  4. many containers upgraded by one apply to an image not pulled yet,
+//     against one pulled beforehand plus that pull;
+//  5. a remote host over SSH with 50 ms of round trip against the local
 //     one: upgrade downtime, plan, agent upload.
 //
 // It needs root, a containerd at -address (tools/containerd.sh) and
@@ -51,11 +53,15 @@ type config struct {
 	upRuns     int
 	// remotePlanCount is the containers of the remote plan benchmark.
 	remotePlanCount int
-	parts           map[string]bool
-	out             string
-	chart           string
-	keepTmp         bool
-	cmdline         string
+	// pullCount and pullSizeMB are the shared-pull benchmark's containers
+	// and image size.
+	pullCount  int
+	pullSizeMB int64
+	parts      map[string]bool
+	out        string
+	chart      string
+	keepTmp    bool
+	cmdline    string
 }
 
 func main() {
@@ -70,6 +76,8 @@ func main() {
 		upCount, upRuns  int
 		planRuns         int
 		remotePlanCount  int
+		pullCount        int
+		pullSizeMB       int64
 		out, chart       string
 		defaultOut       = "BENCHMARKS.md"
 		defaultChart     = "tools/bench/results/downtime.png"
@@ -93,7 +101,9 @@ func main() {
 	flag.IntVar(&cfg.upParallel, "parallelism", 10, "terraform -parallelism of the parallel upgrade")
 	flag.IntVar(&upRuns, "upgrade-runs", 0, "applies per configuration in the parallel benchmark (default 3; quick: 1)")
 	flag.IntVar(&remotePlanCount, "remote-plan-count", 0, "containers in the remote plan benchmark (default 50; quick: 10)")
-	flag.StringVar(&parts, "parts", "downtime,plan,parallel,remote", "benchmarks to run")
+	flag.IntVar(&pullCount, "pull-count", 0, fmt.Sprintf("containers in the shared-pull benchmark (default %d; quick: 10)", pullCount))
+	flag.Int64Var(&pullSizeMB, "pull-size-mb", 0, fmt.Sprintf("image size of the shared-pull benchmark (default %d; quick: 5)", pullSizeMB))
+	flag.StringVar(&parts, "parts", "downtime,plan,parallel,pull,remote", "benchmarks to run")
 	flag.StringVar(&out, "out", "", "report path (default "+defaultOut+"; quick: "+quickOut+")")
 	flag.StringVar(&chart, "chart", "", "chart path (default "+defaultChart+"; quick: "+quickChart+")")
 	flag.BoolVar(&cfg.keepTmp, "keep", false, "keep the temporary directory (terraform configurations, logs)")
@@ -115,6 +125,8 @@ func main() {
 	cfg.upCount = pick(upCount, defaultUpCount, 20)
 	cfg.upRuns = pick(upRuns, 3, 1)
 	cfg.remotePlanCount = pick(remotePlanCount, 50, 10)
+	cfg.pullCount = pick(pullCount, defaultPullCount, 10)
+	cfg.pullSizeMB = int64(pick(int(pullSizeMB), defaultPullSizeMB, 5))
 	if sizes == "" {
 		sizes = defaultSizes
 		if cfg.quick {
@@ -131,10 +143,10 @@ func main() {
 	cfg.parts = map[string]bool{}
 	for _, p := range strings.Split(parts, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "downtime", "plan", "parallel", "remote":
+		case "downtime", "plan", "parallel", "pull", "remote":
 			cfg.parts[p] = true
 		default:
-			fatalf("-parts: unknown benchmark %q (downtime, plan, parallel, remote)", p)
+			fatalf("-parts: unknown benchmark %q (downtime, plan, parallel, pull, remote)", p)
 		}
 	}
 	cfg.out, cfg.chart = out, chart
@@ -225,6 +237,14 @@ func run(ctx context.Context, cfg config) (retErr error) {
 	if cfg.parts["parallel"] {
 		logf("== %d containers upgraded by one apply -parallelism=%d", cfg.upCount, cfg.upParallel)
 		rep.Parallel = b.benchParallel(ctx)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	settle()
+	if cfg.parts["pull"] {
+		logf("== %d containers upgraded by one apply -parallelism=%d to an image not pulled", cfg.pullCount, cfg.upParallel)
+		rep.Pull = b.benchPull(ctx)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -50,6 +50,7 @@ type report struct {
 	Downtime *downtimeResult
 	Plan     *planResult
 	Parallel *parallelResult
+	Pull     *pullResult
 	Remote   *remoteResult
 
 	ChartLink string
@@ -117,6 +118,9 @@ func (r *report) Targets() []target {
 				len(q.Errors), q.Containers, q.Active, q.Leases, len(q.Mismatched)),
 			Met: len(q.Errors) == 0 && q.Clean() && q.Containers > 0,
 		})
+	}
+	if r.Pull != nil {
+		out = append(out, r.Pull.targets()...)
 	}
 	if r.Remote != nil {
 		out = append(out, r.Remote.targets()...)
@@ -276,6 +280,9 @@ func (r *report) Findings() []string {
 				q.Count, q.Parallelism, secs(em), q.Waves(), secs(eo), float64(em)/(float64(q.Waves())*float64(eo)),
 				secs(q.OneStats().Median-eo), secs(q.OneStats().Median), secs(eo)))
 		}
+	}
+	if r.Pull != nil {
+		out = append(out, r.Pull.findings()...)
 	}
 	if r.Remote != nil {
 		out = append(out, r.Remote.findings()...)
