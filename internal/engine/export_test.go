@@ -11,3 +11,6 @@ var SnapshotDir = snapshotDir
 
 // SetPullProgressInterval sets how often a pull in progress is logged.
 func SetPullProgressInterval(d time.Duration) { pullProgressInterval = d }
+
+// CredentialsFor is credentialsFor, for its unit test.
+var CredentialsFor = credentialsFor

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -114,6 +115,12 @@ func CheckRegistries(r Registries) error {
 		if err := CheckRegistryAddress(addr); err != nil {
 			return &FieldError{Field: fmt.Sprintf("insecure_registries[%d]", i), Err: err}
 		}
+		for j, h := range r.Hosts {
+			if h.Address == addr && h.CAFile != "" {
+				return &FieldError{Field: fmt.Sprintf("insecure_registries[%d]", i), Err: fmt.Errorf(
+					"must not name %q, which registry_auth[%d] gives a ca_file: one is HTTPS, the other plain HTTP", addr, j)}
+			}
+		}
 	}
 	return nil
 }
@@ -153,11 +160,37 @@ func (e *Engine) registryHosts(ctx context.Context, host string) ([]docker.Regis
 		opts.DefaultScheme = "http"
 	}
 	if i >= 0 {
-		h := regs.Hosts[i]
-		opts.Credentials = func(string) (string, string, error) { return registryCredentials(h) }
+		opts.Credentials = credentialsFor(regs.Hosts[i])
 	}
 	return dockerconfig.ConfigureHosts(ctx, opts)(host)
 }
+
+// credentialsFor answers containerd's authorizer, which asks for the
+// credentials of the host that challenged a request: h's, to h's own host
+// only, so that a redirect to another host (a CDN, or worse) never gets
+// them.
+func credentialsFor(h RegistryHost) func(host string) (string, string, error) {
+	return func(host string) (string, string, error) {
+		if host != h.Address && !(h.Address == "docker.io" && host == "registry-1.docker.io") {
+			return "", "", nil
+		}
+		user, secret, err := registryCredentials(h)
+		if err != nil {
+			return "", "", &credentialsError{host: h.Address, err: err}
+		}
+		return user, secret, nil
+	}
+}
+
+// credentialsError is a failure to read a registry's credentials (its
+// config file, or its credential helper).
+type credentialsError struct {
+	host string
+	err  error
+}
+
+func (e *credentialsError) Error() string { return e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
 
 // registryCredentials are the username and secret for registry h: its
 // own, or those its config file has (an identity token has no username).
@@ -204,9 +237,13 @@ func pullError(verb, name string, err error) error {
 	var wrongName x509.HostnameError
 	var netErr *net.OpError
 	var urlErr *url.Error
+	var credErr *credentialsError
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s image %q: %w", verb, name, err)
+	case errors.As(err, &credErr) || strings.Contains(msg, "docker-credential-"):
+		hint = fmt.Sprintf("the credentials of registry %s could not be read from its config_file: if it names a "+
+			"credential helper, install docker-credential-NAME on the PATH of the containerd host", host)
 	case errors.As(err, &unknownCA), strings.Contains(msg, "certificate signed by unknown authority"):
 		hint = fmt.Sprintf("the certificate of registry %s is not signed by a CA this host trusts: give the CA's PEM file as "+
 			"ca_file in a registry_auth entry for %q", host, host)
@@ -218,6 +255,10 @@ func pullError(verb, name string, err error) error {
 	case strings.Contains(msg, "401 Unauthorized") || strings.Contains(msg, "unauthorized") || strings.Contains(msg, "authorization failed"):
 		hint = fmt.Sprintf("registry %s refused the credentials for %s: set, or correct, the registry_auth entry for %q "+
 			"(username and password, or config_file)", host, name, host)
+	case errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(msg, "unexpected EOF") || strings.Contains(msg, "short read") ||
+		strings.Contains(msg, "connection reset"):
+		hint = fmt.Sprintf("the connection to registry %s was lost in the middle of the pull; nothing was changed: "+
+			"apply again once the registry is reachable", host)
 	case errdefs.IsNotFound(err) || strings.Contains(msg, "not found"):
 		hint = fmt.Sprintf("registry %s has no image %s: check the repository and the tag", host, name)
 	case errors.As(err, &netErr) || errors.As(err, &urlErr) || strings.Contains(msg, "connection refused") ||

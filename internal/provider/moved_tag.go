@@ -22,20 +22,37 @@ const (
 // registryCheckTimeout bounds the plan's question to the registry.
 const registryCheckTimeout = 30 * time.Second
 
-// planMovedTag asks the registry, for a container with pull_policy =
-// "always" whose image is planned unchanged, whether the image's tag moved:
-// a new digest plans image_id (and image_volumes) as unknown, which
+// planMovedTag plans, for a container with pull_policy = "always", that
+// the apply may land on another digest of the same tag. When an update is
+// planned anyway, image_id and image_volumes become unknown without asking
+// the registry: the apply asks it, and a tag that moves between plan and
+// apply must not make the plan wrong. Otherwise the registry is asked now:
+// a new digest plans image_id, image_volumes and status as unknown, which
 // Terraform shows as an update, and Update pulls and upgrades in place. A
 // registry that cannot be asked gives a warning and no change.
 func (r *containerResource) planMovedTag(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	var policy, image, name, prior, planned types.String
-	for p, v := range map[string]*types.String{"pull_policy": &policy, "image": &image, "name": &name, "image_id": &planned} {
+	var policy, image, name, prior types.String
+	for p, v := range map[string]*types.String{"pull_policy": &policy, "image": &image, "name": &name} {
 		resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root(p), v)...)
 	}
 	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("image_id"), &prior)...)
 	if resp.Diagnostics.HasError() || policy.ValueString() != string(engine.PullAlways) ||
-		planned.IsUnknown() || prior.IsNull() || image.IsUnknown() || name.IsUnknown() {
-		return // not asked for, or an image change already planned
+		prior.IsNull() || image.IsUnknown() || name.IsUnknown() {
+		return
+	}
+	unknown := func(attrs ...string) {
+		for _, a := range attrs {
+			switch a {
+			case "image_volumes":
+				resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(a), types.ListUnknown(types.ObjectType{AttrTypes: imageVolumeAttrTypes}))...)
+			default:
+				resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(a), types.StringUnknown())...)
+			}
+		}
+	}
+	if !req.Plan.Raw.Equal(req.State.Raw) {
+		unknown("image_id", "image_volumes")
+		return
 	}
 	if r.data == nil || r.data.engine == nil {
 		return // the provider's configuration is not known yet
@@ -54,9 +71,7 @@ func (r *containerResource) planMovedTag(ctx context.Context, req resource.Modif
 	}
 	tflog.Info(ctx, "the image's tag moved in its registry", map[string]any{
 		"name": name.ValueString(), "image": image.ValueString(), "from": prior.ValueString(), "to": dgst})
-	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("image_id"), types.StringUnknown())...)
-	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("image_volumes"),
-		types.ListUnknown(types.ObjectType{AttrTypes: imageVolumeAttrTypes}))...)
+	unknown("image_id", "image_volumes", "status")
 	resp.Diagnostics.AddWarning(summary+warnTagMoved, fmt.Sprintf("The tag %s moved in its registry, from %s to %s "+
 		"(pull_policy = \"always\"). The container is upgraded in place to the new digest: the same container ID, "+
 		"network identity and volumes; if it fails to start or verify, it rolls back to the image it runs now.",

@@ -43,6 +43,7 @@ func TestAccContainer_movedTag(t *testing.T) {
 	ref := push("v1")
 	missing := containerConfig(env, name, ref)
 	always := containerConfig(env, name, ref, `pull_policy = "always"`)
+	stopped := containerConfig(env, name, ref, `pull_policy = "always"`, `running = false`)
 	sameID := statecheck.CompareValue(compare.ValuesSame())
 	sameIP := statecheck.CompareValue(compare.ValuesSame())
 	moved := statecheck.CompareValue(compare.ValuesDiffer())
@@ -95,8 +96,34 @@ func TestAccContainer_movedTag(t *testing.T) {
 				Check:             checkExec(t, env, name, "v3\n", "cat", "/version"),
 			},
 			{
+				// The tag moves and the container is stopped in the same
+				// apply: image_id is unknown without asking the registry.
+				PreConfig: func() { push("v4") },
+				Config:    stopped,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectUnknownValue(testAddr, tfjsonpath.New("image_id"))},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					sameID.AddStateValue(testAddr, tfjsonpath.New("id")),
+					moved.AddStateValue(testAddr, tfjsonpath.New("image_id")),
+				},
+			},
+			{
+				// A stopped container's tag moves: its status is planned
+				// unknown too (the upgrade replaces its task).
+				PreConfig: func() { push("v5") },
+				Config:    stopped,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectUnknownValue(testAddr, tfjsonpath.New("image_id")),
+						plancheck.ExpectUnknownValue(testAddr, tfjsonpath.New("status")),
+					},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{moved.AddStateValue(testAddr, tfjsonpath.New("image_id"))},
+			},
+			{
 				PreConfig: reg.Stop,
-				Config:    always,
+				Config:    stopped,
 				PlanOnly:  true, // a warning, no failed plan, no change
 			},
 		},
