@@ -274,6 +274,7 @@ type ok struct {
 type prober struct {
 	mu     sync.Mutex
 	oks    []ok
+	fails  []time.Time // when the probes that failed were sent
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -295,11 +296,15 @@ func startProber(ctx context.Context, port int) *prober {
 		defer close(p.done)
 		for ctx.Err() == nil {
 			sent := time.Now()
-			if body, err := get(ctx, client, url); err == nil {
-				p.mu.Lock()
+			body, err := get(ctx, client, url)
+			p.mu.Lock()
+			switch {
+			case err == nil:
 				p.oks = append(p.oks, ok{sent: sent, at: time.Now(), body: body})
-				p.mu.Unlock()
+			case ctx.Err() == nil:
+				p.fails = append(p.fails, sent)
 			}
+			p.mu.Unlock()
 			time.Sleep(probeEvery)
 		}
 	}()
@@ -359,6 +364,19 @@ func (p *prober) servedSince(t time.Time, body string) bool {
 		}
 	}
 	return false
+}
+
+// failedIn counts the probes sent in [from, to) that failed.
+func (p *prober) failedIn(from, to time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, f := range p.fails {
+		if !f.Before(from) && f.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *prober) stop() []ok {

@@ -57,11 +57,13 @@ type config struct {
 	// and image size.
 	pullCount  int
 	pullSizeMB int64
-	parts      map[string]bool
-	out        string
-	chart      string
-	keepTmp    bool
-	cmdline    string
+	// stageSizeMB is the image of the staging benchmark.
+	stageSizeMB int64
+	parts       map[string]bool
+	out         string
+	chart       string
+	keepTmp     bool
+	cmdline     string
 }
 
 func main() {
@@ -78,6 +80,7 @@ func main() {
 		remotePlanCount  int
 		pullCount        int
 		pullSizeMB       int64
+		stageSizeMB      int64
 		out, chart       string
 		defaultOut       = "BENCHMARKS.md"
 		defaultChart     = "tools/bench/results/downtime.png"
@@ -102,6 +105,7 @@ func main() {
 	flag.IntVar(&upRuns, "upgrade-runs", 0, "applies per configuration in the parallel benchmark (default 3; quick: 1)")
 	flag.IntVar(&remotePlanCount, "remote-plan-count", 0, "containers in the remote plan benchmark (default 50; quick: 10)")
 	flag.IntVar(&pullCount, "pull-count", 0, fmt.Sprintf("containers in the shared-pull benchmark (default %d; quick: 10)", pullCount))
+	flag.Int64Var(&stageSizeMB, "stage-size-mb", 0, fmt.Sprintf("image size of the staging benchmark (default %d; quick: 20)", defaultStageSizeMB))
 	flag.Int64Var(&pullSizeMB, "pull-size-mb", 0, fmt.Sprintf("image size of the shared-pull benchmark (default %d; quick: 5)", pullSizeMB))
 	flag.StringVar(&parts, "parts", "downtime,plan,parallel,pull,remote", "benchmarks to run")
 	flag.StringVar(&out, "out", "", "report path (default "+defaultOut+"; quick: "+quickOut+")")
@@ -127,6 +131,7 @@ func main() {
 	cfg.remotePlanCount = pick(remotePlanCount, 50, 10)
 	cfg.pullCount = pick(pullCount, defaultPullCount, 10)
 	cfg.pullSizeMB = int64(pick(int(pullSizeMB), defaultPullSizeMB, 5))
+	cfg.stageSizeMB = int64(pick(int(stageSizeMB), defaultStageSizeMB, 20))
 	if sizes == "" {
 		sizes = defaultSizes
 		if cfg.quick {
@@ -245,6 +250,11 @@ func run(ctx context.Context, cfg config) (retErr error) {
 	if cfg.parts["pull"] {
 		logf("== %d containers upgraded by one apply -parallelism=%d to an image not pulled", cfg.pullCount, cfg.upParallel)
 		rep.Pull = b.benchPull(ctx)
+		if ctx.Err() == nil {
+			settle()
+			logf("== the old service's latency while a %d MB image is staged", cfg.stageSizeMB)
+			rep.Stage = b.benchStage(ctx)
+		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

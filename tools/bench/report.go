@@ -51,6 +51,7 @@ type report struct {
 	Plan     *planResult
 	Parallel *parallelResult
 	Pull     *pullResult
+	Stage    *stageResult
 	Remote   *remoteResult
 
 	ChartLink string
@@ -121,6 +122,9 @@ func (r *report) Targets() []target {
 	}
 	if r.Pull != nil {
 		out = append(out, r.Pull.targets()...)
+	}
+	if r.Stage != nil {
+		out = append(out, r.Stage.targets()...)
 	}
 	if r.Remote != nil {
 		out = append(out, r.Remote.targets()...)
@@ -283,6 +287,9 @@ func (r *report) Findings() []string {
 	}
 	if r.Pull != nil {
 		out = append(out, r.Pull.findings()...)
+	}
+	if r.Stage != nil {
+		out = append(out, r.Stage.findings()...)
 	}
 	if r.Remote != nil {
 		out = append(out, r.Remote.findings()...)
