@@ -149,8 +149,9 @@ func (r *stageResult) findings() []string {
 	return []string{fmt.Sprintf("**Latency during a stage (%.2f×, %d failed).** While the %d MB image was pulled, "+
 		"unpacked and written out (%s s), the old service answered its probes with a p99 of %s ms, against %s ms idle: "+
 		"%s ms during the pull and unpack (%s s, containerd fetching and decompressing the layer into the snapshotter), "+
-		"%s ms after it (the spec, and the image written out to disk). On %d CPUs the unpack keeps one busy; the engine "+
-		"does not lower containerd's priority, which is the host's to set.",
+		"%s ms after it (the spec, and the image written out to disk). The fetch and the unpack run in containerd and "+
+		"compete with the service for the machine's %d CPUs; the engine does not lower containerd's priority, which is "+
+		"the host's to set.",
 		r.Ratio(), r.StageFailed, r.SizeMB, secs(r.Stage), ms(r.StageP99), ms(r.IdleP99), ms(r.PullP99), secs(r.Pull),
 		ms(r.RestP99), runtime.NumCPU())}
 }
