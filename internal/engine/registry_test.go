@@ -13,43 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/registry"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
 )
-
-func TestCheckRegistries(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		regs engine.Registries
-		frag string // "" accepted
-	}{
-		{"host and port", engine.Registries{Hosts: []engine.RegistryHost{{Address: "registry.example:5000", Username: "u", Password: "p"}}}, ""},
-		{"docker hub", engine.Registries{Hosts: []engine.RegistryHost{{Address: "docker.io", ConfigFile: "/root/.docker/config.json"}}}, ""},
-		{"ca only", engine.Registries{Hosts: []engine.RegistryHost{{Address: "127.0.0.1:5000", CAFile: "/etc/ca.pem"}}}, ""},
-		{"insecure", engine.Registries{Insecure: []string{"10.0.0.5:5000"}}, ""},
-		{"scheme", engine.Registries{Hosts: []engine.RegistryHost{{Address: "https://registry.example"}}}, "registry_auth[0].address must be a registry's host[:port]"},
-		{"path", engine.Registries{Hosts: []engine.RegistryHost{{Address: "registry.example/team"}}}, "host[:port]"},
-		{"no host", engine.Registries{Hosts: []engine.RegistryHost{{Address: "library"}}}, "host[:port]"},
-		{"user without password", engine.Registries{Hosts: []engine.RegistryHost{{Address: "r.example", Username: "u"}}}, "registry_auth[0].password and username must be set together"},
-		{"both sources", engine.Registries{Hosts: []engine.RegistryHost{{Address: "r.example", Username: "u", Password: "p", ConfigFile: "/c.json"}}}, "one source of credentials"},
-		{"relative file", engine.Registries{Hosts: []engine.RegistryHost{{Address: "r.example", CAFile: "ca.pem"}}}, "registry_auth[0].ca_file must be an absolute path"},
-		{"twice", engine.Registries{Hosts: []engine.RegistryHost{{Address: "r.example"}, {Address: "r.example"}}}, "registry_auth[1].address must name each registry once"},
-		{"insecure with a scheme", engine.Registries{Insecure: []string{"http://r.example"}}, "insecure_registries[0] must be"},
-		{"insecure with a CA", engine.Registries{Hosts: []engine.RegistryHost{{Address: "r.example", CAFile: "/ca.pem"}},
-			Insecure: []string{"r.example"}}, "insecure_registries[0] must not name \"r.example\", which registry_auth[0] gives a ca_file"},
-	} {
-		err := engine.CheckRegistries(c.regs)
-		switch {
-		case c.frag == "" && err != nil:
-			t.Errorf("%s: refused: %v", c.name, err)
-		case c.frag != "" && (err == nil || !strings.Contains(err.Error(), c.frag)):
-			t.Errorf("%s: %v, want an error with %q", c.name, err, c.frag)
-		}
-	}
-}
 
 // A registry's credentials go to its own host only: a redirect to
 // another host that asks for them gets none.
@@ -71,41 +38,10 @@ func TestCredentialsOnlyForTheirRegistry(t *testing.T) {
 	}
 }
 
-// privateRegistry is a registry of a test's own with opts, stopped at its
-// end.
-func privateRegistry(t *testing.T, opts registry.Options) *registry.Server {
-	t.Helper()
-	reg, err := registry.StartWith(t.TempDir(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Stop)
-	return reg
-}
-
-// htpasswd writes a file of user's bcrypt password.
-func htpasswd(t *testing.T, user, password string) string {
-	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(p, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
+// push pushes the version of the "private" image to reg as repoTag.
 func push(t *testing.T, reg *registry.Server, repoTag, version string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ref, err := reg.Push(ctx, repoTag, versionImage("private", version))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ref
+	return testenv.Push(t, reg, repoTag, versionImage("private", version))
 }
 
 // engineWith is an engine of env with registry settings.
@@ -147,7 +83,7 @@ func createFails(t *testing.T, e *engine.Engine, name, ref string, frags, secret
 func TestPullWithCredentials(t *testing.T) {
 	env := testenv.Get(t)
 	const user, password, wrong = "ci", "hunter2-right", "hunter2-wrong"
-	reg := privateRegistry(t, registry.Options{Htpasswd: htpasswd(t, user, password), Username: user, Password: password})
+	reg := testenv.PrivateRegistry(t, registry.Options{Htpasswd: testenv.Htpasswd(t, user, password), Username: user, Password: password})
 	ref := push(t, reg, "pouchtest/private:v1", "v1")
 
 	anonymous := engineWith(t, env, engine.Registries{})
@@ -167,7 +103,7 @@ func TestPullWithCredentials(t *testing.T) {
 func TestPullWithDockerConfig(t *testing.T) {
 	env := testenv.Get(t)
 	const user, password = "robot", "s3cr3t-helper"
-	reg := privateRegistry(t, registry.Options{Htpasswd: htpasswd(t, user, password), Username: user, Password: password})
+	reg := testenv.PrivateRegistry(t, registry.Options{Htpasswd: testenv.Htpasswd(t, user, password), Username: user, Password: password})
 
 	bin := t.TempDir()
 	helper := "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread url\n" +
@@ -206,7 +142,7 @@ func TestPullOverTLS(t *testing.T) {
 	env := testenv.Get(t)
 	ca := testenv.NewCA(t)
 	cert := ca.Server(t, []string{"localhost"}, net.IPv4(127, 0, 0, 1))
-	reg := privateRegistry(t, registry.Options{CertFile: cert.CertFile, KeyFile: cert.KeyFile})
+	reg := testenv.PrivateRegistry(t, registry.Options{CertFile: cert.CertFile, KeyFile: cert.KeyFile})
 	ref := push(t, reg, "pouchtest/private:v1", "v1")
 
 	other := testenv.NewCA(t)
@@ -216,7 +152,7 @@ func TestPullOverTLS(t *testing.T) {
 	e := engineWith(t, env, engine.Registries{Hosts: []engine.RegistryHost{{Address: reg.Addr, CAFile: ca.PEMFile}}})
 	create(t, e, engine.ContainerSpec{Name: "eng-tls", Image: ref, Running: true, NetworkMode: engine.NetworkNone})
 
-	misnamed := privateRegistry(t, func() registry.Options {
+	misnamed := testenv.PrivateRegistry(t, func() registry.Options {
 		c := ca.Server(t, []string{"registry.example"})
 		return registry.Options{CertFile: c.CertFile, KeyFile: c.KeyFile}
 	}())
@@ -230,7 +166,7 @@ func TestPullOverTLS(t *testing.T) {
 // that is not there.
 func TestPullErrorsSayWhatToDo(t *testing.T) {
 	env := testenv.Get(t)
-	reg := privateRegistry(t, registry.Options{})
+	reg := testenv.PrivateRegistry(t, registry.Options{})
 	push(t, reg, "pouchtest/private:v1", "v1")
 	e := engineWith(t, env, engine.Registries{})
 	createFails(t, e, "eng-err-tag", reg.Addr+"/pouchtest/private:v9", []string{"registry " + reg.Addr + " has no image", "check the repository and the tag"}, nil)
@@ -320,19 +256,15 @@ func (p *slowProxy) cut() {
 // once the registry is back.
 func TestPullInterruptedHalfWay(t *testing.T) {
 	e, env := newEngine(t)
-	reg := privateRegistry(t, registry.Options{})
+	reg := testenv.PrivateRegistry(t, registry.Options{})
 	proxy := startSlowProxy(t, reg.Addr, 1<<20) // 1 MiB/s: a 16 MiB layer takes 16 s
 	spec := engine.ContainerSpec{Name: "eng-cut", Image: push(t, reg, "pouchtest/private:v1", "v1"), Running: true,
 		NetworkMode: engine.NetworkNone}
 	create(t, e, spec)
 	pid := env.TaskPID(t, spec.Name)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	big := versionImage("private", "v2")
 	big.PadBytes, big.PadSeed = 16<<20, "cut"
-	if _, err := reg.Push(ctx, "pouchtest/private:v2", big); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Push(t, reg, "pouchtest/private:v2", big)
 	through := strings.Replace(spec.Image, reg.Addr, proxy.addr(), 1)
 	through = strings.TrimSuffix(through, ":v1") + ":v2"
 
@@ -392,16 +324,11 @@ func TestPullProgressIsLogged(t *testing.T) {
 	opts := envOptions(env)
 	opts.Logger = log
 	e := mustNew(t, opts)
-	reg := privateRegistry(t, registry.Options{})
+	reg := testenv.PrivateRegistry(t, registry.Options{})
 	proxy := startSlowProxy(t, reg.Addr, 8<<20) // 16 MiB in about 2 s
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	big := versionImage("private", "v1")
 	big.PadBytes, big.PadSeed = 16<<20, "progress"
-	ref, err := reg.Push(ctx, "pouchtest/progress:v1", big)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := testenv.Push(t, reg, "pouchtest/progress:v1", big)
 	create(t, e, engine.ContainerSpec{Name: "eng-progress", Image: strings.Replace(ref, reg.Addr, proxy.addr(), 1),
 		NetworkMode: engine.NetworkNone})
 

@@ -1,11 +1,9 @@
 package provider
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -15,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/pouch/terraform-provider-pouch/internal/registry"
+	"github.com/pouch/terraform-provider-pouch/internal/testenv"
 )
 
 // TestAccContainer_movedTag: a tag moved in its registry after the apply.
@@ -25,20 +24,10 @@ import (
 func TestAccContainer_movedTag(t *testing.T) {
 	env := accEnv(t)
 	const name = "acc-moved"
-	reg, err := registry.StartWith(t.TempDir(), registry.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Stop)
+	reg := testenv.PrivateRegistry(t, registry.Options{}) // stopped by a step
 	push := func(version string) string {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		ref, err := reg.Push(ctx, "pouchtest/moved:stable", testImage("moved", version))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ref
+		return testenv.Push(t, reg, "pouchtest/moved:stable", testImage("moved", version))
 	}
 	ref := push("v1")
 	missing := containerConfig(env, name, ref)
@@ -137,20 +126,10 @@ func TestAccContainer_movedTag(t *testing.T) {
 func TestAccRegistryImage_pinsAndTriggers(t *testing.T) {
 	env := accEnv(t)
 	const name = "acc-pinned"
-	reg, err := registry.StartWith(t.TempDir(), registry.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Stop)
+	reg := testenv.PrivateRegistry(t, registry.Options{})
 	push := func(version string) string {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		ref, err := reg.Push(ctx, "pouchtest/pinned:stable", testImage("pinned", version))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ref
+		return testenv.Push(t, reg, "pouchtest/pinned:stable", testImage("pinned", version))
 	}
 	ref := push("v1")
 	config := providerConfig(env) + fmt.Sprintf(`

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -9,9 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pouch/terraform-provider-pouch/internal/registry"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
@@ -28,29 +24,13 @@ func TestAccCLI_privateRegistry(t *testing.T) {
 	tf := newTFCLI(t)
 	const name = "acc-private"
 	const user, password, wrong = "deploy", "pr1vate-Pw-7x", "wr0ng-Pw-3k"
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	ca := testenv.NewCA(t)
 	cert := ca.Server(t, nil, net.IPv4(127, 0, 0, 1))
-	reg, err := registry.StartWith(t.TempDir(), registry.Options{Htpasswd: htpasswd, Username: user, Password: password,
-		CertFile: cert.CertFile, KeyFile: cert.KeyFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	reg := testenv.PrivateRegistry(t, registry.Options{Htpasswd: testenv.Htpasswd(t, user, password), Username: user,
+		Password: password, CertFile: cert.CertFile, KeyFile: cert.KeyFile})
 	refs := map[string]string{}
-	for _, v := range []string{"v1", "v2"} {
-		if refs[v], err = reg.Push(ctx, "pouchtest/private:"+v, testImage("private", v)); err != nil {
-			t.Fatal(err)
-		}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		refs[v] = testenv.Push(t, reg, "pouchtest/private:"+v, testImage("private", v))
 	}
 	config := func(pw, image string) string {
 		provider := strings.TrimSuffix(providerConfig(env), "}\n") + fmt.Sprintf(`  registry_auth = [{
@@ -98,9 +78,6 @@ func TestAccCLI_privateRegistry(t *testing.T) {
 	}
 
 	// A wrong password and a tag not pulled yet: refused, nothing changed.
-	if refs["v3"], err = reg.Push(ctx, "pouchtest/private:v3", testImage("private", "v3")); err != nil {
-		t.Fatal(err)
-	}
 	tf.write(config(wrong, refs["v3"]))
 	out, code := traced("apply", "-auto-approve", "-no-color")
 	if code == 0 || !strings.Contains(out, "refused the credentials") || !strings.Contains(out, "registry_auth") {
@@ -129,23 +106,12 @@ func TestAccCLI_movedTagWarnings(t *testing.T) {
 	env := accEnv(t)
 	tf := newTFCLI(t)
 	const name = "acc-moved-cli"
-	reg, err := registry.StartWith(t.TempDir(), registry.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ref, err := reg.Push(ctx, "pouchtest/moved-cli:stable", testImage("moved-cli", "v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := testenv.PrivateRegistry(t, registry.Options{})
+	ref := testenv.Push(t, reg, "pouchtest/moved-cli:stable", testImage("moved-cli", "v1"))
 	tf.write(containerConfig(env, name, ref, `pull_policy = "always"`))
 	tf.destroyAtEnd(env, name)
 	tf.mustRun("apply", "-auto-approve", "-no-color")
-	if _, err := reg.Push(ctx, "pouchtest/moved-cli:stable", testImage("moved-cli", "v2")); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Push(t, reg, "pouchtest/moved-cli:stable", testImage("moved-cli", "v2"))
 	out, code := tf.run(nil, "plan", "-no-color", "-detailed-exitcode")
 	if code != 2 || !strings.Contains(out, "image tag moved: upgrade in place") || strings.Count(out, "sha256:") < 2 {
 		t.Fatalf("plan after the tag moved: exit code %d, want 2 with a warning naming both digests\n%s", code, out)
