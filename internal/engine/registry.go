@@ -62,69 +62,6 @@ func (r Registries) Redacted() Registries {
 	return out
 }
 
-// CheckRegistryAddress judges a registry's address: host[:port], as image
-// references name registries.
-func CheckRegistryAddress(addr string) error {
-	if strings.Contains(addr, "://") || strings.ContainsAny(addr, "/@ ") || addr == "" {
-		return fmt.Errorf("must be a registry's host[:port] (as in the image reference host[:port]/repo:tag), got %q", addr)
-	}
-	named, err := reference.ParseNormalizedNamed(addr + "/pouch")
-	if err != nil || reference.Domain(named) != addr && !(addr == "docker.io" && reference.Domain(named) == "docker.io") {
-		return fmt.Errorf("must be a registry's host[:port] (as in the image reference host[:port]/repo:tag), got %q", addr)
-	}
-	return nil
-}
-
-// CheckRegistryHost judges one registry's settings; the error names the
-// field.
-func CheckRegistryHost(h RegistryHost) error {
-	if err := CheckRegistryAddress(h.Address); err != nil {
-		return &FieldError{Field: "address", Err: err}
-	}
-	switch {
-	case (h.Username == "") != (h.Password == ""):
-		return &FieldError{Field: "password", Err: errors.New("and username must be set together")}
-	case h.ConfigFile != "" && h.Username != "":
-		return &FieldError{Field: "config_file", Err: errors.New("must not be set with username and password: one source of credentials")}
-	}
-	for field, p := range map[string]string{"config_file": h.ConfigFile, "ca_file": h.CAFile} {
-		if p == "" {
-			continue
-		}
-		if err := CheckAbsolutePath(p); err != nil {
-			return &FieldError{Field: field, Err: err}
-		}
-	}
-	return nil
-}
-
-// CheckRegistries judges the registry settings: each host's, one entry
-// per registry, and the insecure registries' addresses.
-func CheckRegistries(r Registries) error {
-	seen := map[string]bool{}
-	for i, h := range r.Hosts {
-		if err := CheckRegistryHost(h); err != nil {
-			return inField(fmt.Sprintf("registry_auth[%d]", i), err)
-		}
-		if seen[h.Address] {
-			return &FieldError{Field: fmt.Sprintf("registry_auth[%d].address", i), Err: fmt.Errorf("must name each registry once, %q is named twice", h.Address)}
-		}
-		seen[h.Address] = true
-	}
-	for i, addr := range r.Insecure {
-		if err := CheckRegistryAddress(addr); err != nil {
-			return &FieldError{Field: fmt.Sprintf("insecure_registries[%d]", i), Err: err}
-		}
-		for j, h := range r.Hosts {
-			if h.Address == addr && h.CAFile != "" {
-				return &FieldError{Field: fmt.Sprintf("insecure_registries[%d]", i), Err: fmt.Errorf(
-					"must not name %q, which registry_auth[%d] gives a ca_file: one is HTTPS, the other plain HTTP", addr, j)}
-			}
-		}
-	}
-	return nil
-}
-
 // resolver is the registry client of a pull: containerd's, with the
 // engine's registry settings.
 func (e *Engine) resolver(ctx context.Context) remotes.Resolver {
@@ -176,7 +113,7 @@ func credentialsFor(h RegistryHost) func(host string) (string, string, error) {
 		}
 		user, secret, err := registryCredentials(h)
 		if err != nil {
-			return "", "", &credentialsError{host: h.Address, err: err}
+			return "", "", &credentialsError{err: err}
 		}
 		return user, secret, nil
 	}
@@ -184,10 +121,7 @@ func credentialsFor(h RegistryHost) func(host string) (string, string, error) {
 
 // credentialsError is a failure to read a registry's credentials (its
 // config file, or its credential helper).
-type credentialsError struct {
-	host string
-	err  error
-}
+type credentialsError struct{ err error }
 
 func (e *credentialsError) Error() string { return e.err.Error() }
 func (e *credentialsError) Unwrap() error { return e.err }

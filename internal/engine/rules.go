@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/labels"
+	"github.com/distribution/reference"
 	"github.com/moby/sys/capability"
 	"github.com/moby/sys/signal"
 
@@ -131,6 +132,69 @@ func CheckPullPolicy(p string) error {
 		return nil
 	}
 	return fmt.Errorf("must be %q, %q or %q, got %q", PullMissing, PullAlways, PullNever, p)
+}
+
+// CheckRegistryAddress judges a registry's address: host[:port], as image
+// references name registries.
+func CheckRegistryAddress(addr string) error {
+	if strings.Contains(addr, "://") || strings.ContainsAny(addr, "/@ ") || addr == "" {
+		return fmt.Errorf("must be a registry's host[:port] (as in the image reference host[:port]/repo:tag), got %q", addr)
+	}
+	named, err := reference.ParseNormalizedNamed(addr + "/pouch")
+	if err != nil || reference.Domain(named) != addr && !(addr == "docker.io" && reference.Domain(named) == "docker.io") {
+		return fmt.Errorf("must be a registry's host[:port] (as in the image reference host[:port]/repo:tag), got %q", addr)
+	}
+	return nil
+}
+
+// CheckRegistryHost judges one registry's settings; the error names the
+// field.
+func CheckRegistryHost(h RegistryHost) error {
+	if err := CheckRegistryAddress(h.Address); err != nil {
+		return &FieldError{Field: "address", Err: err}
+	}
+	switch {
+	case (h.Username == "") != (h.Password == ""):
+		return &FieldError{Field: "password", Err: errors.New("and username must be set together")}
+	case h.ConfigFile != "" && h.Username != "":
+		return &FieldError{Field: "config_file", Err: errors.New("must not be set with username and password: one source of credentials")}
+	}
+	for field, p := range map[string]string{"config_file": h.ConfigFile, "ca_file": h.CAFile} {
+		if p == "" {
+			continue
+		}
+		if err := CheckAbsolutePath(p); err != nil {
+			return &FieldError{Field: field, Err: err}
+		}
+	}
+	return nil
+}
+
+// CheckRegistries judges the registry settings: each host's, one entry
+// per registry, and the insecure registries' addresses.
+func CheckRegistries(r Registries) error {
+	seen := map[string]bool{}
+	for i, h := range r.Hosts {
+		if err := CheckRegistryHost(h); err != nil {
+			return inField(fmt.Sprintf("registry_auth[%d]", i), err)
+		}
+		if seen[h.Address] {
+			return &FieldError{Field: fmt.Sprintf("registry_auth[%d].address", i), Err: fmt.Errorf("must name each registry once, %q is named twice", h.Address)}
+		}
+		seen[h.Address] = true
+	}
+	for i, addr := range r.Insecure {
+		if err := CheckRegistryAddress(addr); err != nil {
+			return &FieldError{Field: fmt.Sprintf("insecure_registries[%d]", i), Err: err}
+		}
+		for j, h := range r.Hosts {
+			if h.Address == addr && h.CAFile != "" {
+				return &FieldError{Field: fmt.Sprintf("insecure_registries[%d]", i), Err: fmt.Errorf(
+					"must not name %q, which registry_auth[%d] gives a ca_file: one is HTTPS, the other plain HTTP", addr, j)}
+			}
+		}
+	}
+	return nil
 }
 
 // CheckAbsolutePath judges a path that must be absolute and contain no

@@ -714,3 +714,31 @@ func TestClassifySecretEnvAndLog(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRegistries(t *testing.T) {
+	hosts := func(h ...RegistryHost) Registries { return Registries{Hosts: h} }
+	const hostPort = "must be a registry's host[:port]"
+	checkVerdicts(t, []ruleCase{
+		{name: "host and port", err: CheckRegistries(hosts(RegistryHost{Address: "registry.example:5000", Username: "u", Password: "p"}))},
+		{name: "docker hub", err: CheckRegistries(hosts(RegistryHost{Address: "docker.io", ConfigFile: "/root/.docker/config.json"}))},
+		{name: "ca only", err: CheckRegistries(hosts(RegistryHost{Address: "127.0.0.1:5000", CAFile: "/etc/ca.pem"}))},
+		{name: "insecure", err: CheckRegistries(Registries{Insecure: []string{"10.0.0.5:5000"}})},
+		{name: "scheme", err: CheckRegistries(hosts(RegistryHost{Address: "https://registry.example"})),
+			frag: "registry_auth[0].address " + hostPort, field: "registry_auth[0].address"},
+		{name: "path", err: CheckRegistries(hosts(RegistryHost{Address: "registry.example/team"})), frag: hostPort, field: "registry_auth[0].address"},
+		{name: "no host", err: CheckRegistries(hosts(RegistryHost{Address: "library"})), frag: hostPort, field: "registry_auth[0].address"},
+		{name: "user without password", err: CheckRegistries(hosts(RegistryHost{Address: "r.example", Username: "u"})),
+			frag: "registry_auth[0].password and username must be set together", field: "registry_auth[0].password"},
+		{name: "both sources", err: CheckRegistries(hosts(RegistryHost{Address: "r.example", Username: "u", Password: "p", ConfigFile: "/c.json"})),
+			frag: "one source of credentials", field: "registry_auth[0].config_file"},
+		{name: "relative file", err: CheckRegistries(hosts(RegistryHost{Address: "r.example", CAFile: "ca.pem"})),
+			frag: "registry_auth[0].ca_file must be an absolute path", field: "registry_auth[0].ca_file"},
+		{name: "twice", err: CheckRegistries(hosts(RegistryHost{Address: "r.example"}, RegistryHost{Address: "r.example"})),
+			frag: "registry_auth[1].address must name each registry once", field: "registry_auth[1].address"},
+		{name: "insecure with a scheme", err: CheckRegistries(Registries{Insecure: []string{"http://r.example"}}),
+			frag: "insecure_registries[0] must be", field: "insecure_registries[0]"},
+		{name: "insecure with a CA", err: CheckRegistries(Registries{Hosts: []RegistryHost{{Address: "r.example", CAFile: "/ca.pem"}},
+			Insecure: []string{"r.example"}}),
+			frag: "insecure_registries[0] must not name \"r.example\", which registry_auth[0] gives a ca_file", field: "insecure_registries[0]"},
+	})
+}
