@@ -32,12 +32,16 @@ const registryCheckTimeout = 30 * time.Second
 // registry that cannot be asked gives a warning and no change.
 func (r *containerResource) planMovedTag(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	var policy, image, name, prior types.String
-	for p, v := range map[string]*types.String{"pull_policy": &policy, "image": &image, "name": &name} {
-		resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root(p), v)...)
+	// Every plan of every container comes here: the policy first, the rest
+	// only for "always".
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("pull_policy"), &policy)...)
+	if resp.Diagnostics.HasError() || policy.ValueString() != string(engine.PullAlways) {
+		return
 	}
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("image"), &image)...)
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("name"), &name)...)
 	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("image_id"), &prior)...)
-	if resp.Diagnostics.HasError() || policy.ValueString() != string(engine.PullAlways) ||
-		prior.IsNull() || image.IsUnknown() || name.IsUnknown() {
+	if resp.Diagnostics.HasError() || prior.IsNull() || image.IsUnknown() || name.IsUnknown() {
 		return
 	}
 	unknown := func(attrs ...string) {
