@@ -172,11 +172,7 @@ func TestAgentUploadedOnce(t *testing.T) {
 	if n := sessionsStarted(t, h) - before; n != 1 {
 		t.Fatalf("a connection to a host with the agent took %d SSH sessions, want 1", n)
 	}
-	_, sum, err := selfBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := filepath.Join(h.Env.DataRoot, "bin", "pouch-"+sum[:16])
+	agent, sum := hostAgent(t, h)
 	if got := fileSHA(t, agent); got != sum {
 		t.Fatalf("the agent on the host has checksum %s, want this binary's %s", got, sum)
 	}
@@ -220,17 +216,9 @@ func TestAgentHashedOnlyWhenChanged(t *testing.T) {
 		closeAll(t, h) // no agent may run while its file is written
 	}
 	ping()
-	_, sum, err := selfBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := filepath.Join(h.Env.DataRoot, "bin", "pouch-"+sum[:16])
-	var f *os.File
-	testenv.Eventually(t, 10*time.Second, "the agent's file can be written", func() bool {
-		f, err = os.OpenFile(agent, os.O_WRONLY|os.O_APPEND, 0)
-		return err == nil
-	})
-	_, err = f.Write([]byte{0}) // an ELF file runs the same with a byte more
+	agent, sum := hostAgent(t, h)
+	f := openAgent(t, agent, os.O_WRONLY|os.O_APPEND)
+	_, err := f.Write([]byte{0}) // an ELF file runs the same with a byte more
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -297,17 +285,8 @@ func TestAgentChangedInPlace(t *testing.T) {
 	}
 	_ = c.Close()
 	closeAll(t, h) // no agent may run while its file is written
-	_, sum, err := selfBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := filepath.Join(h.Env.DataRoot, "bin", "pouch-"+sum[:16])
-	// The agent's process may still be exiting ("text file busy").
-	var f *os.File
-	testenv.Eventually(t, 10*time.Second, "the agent's file can be written", func() bool {
-		f, err = os.OpenFile(agent, os.O_WRONLY, 0)
-		return err == nil
-	})
+	agent, sum := hostAgent(t, h)
+	f := openAgent(t, agent, os.O_WRONLY)
 	if _, err := f.WriteAt([]byte("#!/bin/sh\necho pwned\n"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +297,30 @@ func TestAgentChangedInPlace(t *testing.T) {
 	if n := log.count("uploaded the agent to the host"); n != 2 || fileSHA(t, agent) != sum {
 		t.Fatalf("after a change in place: %d uploads, checksum %s; want the copy replaced", n, fileSHA(t, agent))
 	}
+}
+
+// hostAgent is where the provider uploads itself on h (agentFile), and
+// its checksum.
+func hostAgent(t *testing.T, h *testenv.SSHHost) (agent, sum string) {
+	t.Helper()
+	agent, sum, err := agentFile(h.Env.DataRoot, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return agent, sum
+}
+
+// openAgent opens the agent's file on the host with flag, once the last
+// agent's process is gone ("text file busy" until then).
+func openAgent(t *testing.T, agent string, flag int) *os.File {
+	t.Helper()
+	var f *os.File
+	testenv.Eventually(t, 10*time.Second, "the agent's file can be written", func() bool {
+		var err error
+		f, err = os.OpenFile(agent, flag, 0)
+		return err == nil
+	})
+	return f
 }
 
 // closeAll waits until no agent the host's sessions started runs: the
@@ -344,11 +347,8 @@ func TestAgentUploadedConcurrently(t *testing.T) {
 			t.Errorf("a concurrent connection: %v", err)
 		}
 	}
-	_, sum, err := selfBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ents, err := os.ReadDir(filepath.Join(h.Env.DataRoot, "bin"))
+	agent, _ := hostAgent(t, h)
+	ents, err := os.ReadDir(filepath.Dir(agent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestAgentUploadedConcurrently(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	// The agent and the record of its last check, nothing else.
-	if want := "pouch-" + sum[:16]; !slices.Equal(names, []string{want, want + ".ok"}) {
+	if want := filepath.Base(agent); !slices.Equal(names, []string{want, want + ".ok"}) {
 		t.Fatalf("%s holds %v, want only %s and %[3]s.ok", filepath.Join(h.Env.DataRoot, "bin"), names, want)
 	}
 }
