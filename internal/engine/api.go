@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"io"
+)
 
 // API is what the provider asks of an engine, wherever the engine runs:
 // *Engine on this machine, or a client of an engine that runs on the
@@ -15,6 +18,12 @@ type API interface {
 	CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error)
 	InspectVolume(ctx context.Context, name string) (Volume, error)
 	DeleteVolume(ctx context.Context, name string) error
+	// PullImage, ImportImage, InspectImage and DeleteImage are the images
+	// kept for their own sake (image_store.go).
+	PullImage(ctx context.Context, spec ImageSpec) (Image, error)
+	ImportImage(ctx context.Context, spec ImageSpec, archive io.Reader) (Image, error)
+	InspectImage(ctx context.Context, spec ImageSpec) (Image, error)
+	DeleteImage(ctx context.Context, name, digest string) error
 	// RegistryDigest is the digest of an image reference in its registry
 	// now, without pulling it.
 	RegistryDigest(ctx context.Context, ref string) (string, error)

@@ -259,7 +259,7 @@ func (e *Engine) recoverIfIdle(ctx context.Context, client *containerd.Client, c
 func (e *Engine) inspectChanged(ctx context.Context, c containerd.Container, spec ContainerSpec) (State, error) {
 	info, err := c.Info(ctx)
 	if errdefs.IsNotFound(err) {
-		return State{}, fmt.Errorf("%w: %s", ErrNotFound, c.ID())
+		return State{}, fmt.Errorf("container %s: %w", c.ID(), ErrNotFound)
 	}
 	if err != nil {
 		return State{}, fmt.Errorf("read container %s: %w", c.ID(), err)
@@ -475,7 +475,7 @@ func (e *Engine) acquire(ctx context.Context, id, operation string) (*containerd
 func loadContainer(ctx context.Context, client *containerd.Client, id string) (containerd.Container, error) {
 	c, err := client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return nil, fmt.Errorf("container %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load container %s: %w", id, err)

@@ -34,8 +34,8 @@ const (
 const connectTimeout = 5 * time.Second
 
 var (
-	// ErrNotFound means the container does not exist.
-	ErrNotFound = errors.New("container not found")
+	// ErrNotFound means the container (volume, image) does not exist.
+	ErrNotFound = errors.New("not found")
 	// ErrUnreachable means containerd did not answer at the configured address.
 	ErrUnreachable = errors.New("containerd is not reachable")
 	// ErrRolledBack wraps the cause of a failed update after the old

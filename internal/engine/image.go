@@ -62,7 +62,7 @@ func (e *Engine) resolveImage(ctx context.Context, client *containerd.Client, re
 	if err != nil {
 		return resolvedImage{}, err
 	}
-	img, err := e.stageImage(ctx, client, name, policy.orDefault())
+	img, err := e.stageImage(ctx, client, name, policy.orDefault(), "")
 	if err != nil {
 		return resolvedImage{}, err
 	}
@@ -74,16 +74,21 @@ func (e *Engine) resolveImage(ctx context.Context, client *containerd.Client, re
 }
 
 // stageImage makes image name present and unpacked, once at a time per
-// name (and policy) in this engine: the creates and upgrades that need the
+// name (and policy and platform) in this engine: the creates and upgrades that need the
 // same image at the same time (an apply of many containers) share one pull
 // and unpack instead of each pulling it. (Pulls of other processes, or of
 // images that share layers, wait for each other in containerd: its
 // content writers retry a ref that another pull holds.) A shared pull
 // that its first caller gave up (its context ended) is started again by a
 // caller that has not.
-func (e *Engine) stageImage(ctx context.Context, client *containerd.Client, name string, policy PullPolicy) (containerd.Image, error) {
+// platform is "" for the host's, or a normalized platform
+// ("linux/arm64"); an image of another platform than the host's is
+// pulled, not unpacked.
+func (e *Engine) stageImage(ctx context.Context, client *containerd.Client, name string, policy PullPolicy, platform string) (containerd.Image, error) {
 	for {
-		flight := e.stages.DoChan(name+" "+string(policy), func() (any, error) { return e.pullAndUnpack(ctx, client, name, policy) })
+		flight := e.stages.DoChan(name+" "+string(policy)+" "+platform, func() (any, error) {
+			return e.pullAndUnpack(ctx, client, name, policy, platform)
+		})
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -102,11 +107,15 @@ func (e *Engine) stageImage(ctx context.Context, client *containerd.Client, name
 
 // pullAndUnpack is stageImage's work: the image from the content store, or
 // pulled from its registry as policy says, then unpacked if need be.
-func (e *Engine) pullAndUnpack(ctx context.Context, client *containerd.Client, name string, policy PullPolicy) (containerd.Image, error) {
+func (e *Engine) pullAndUnpack(ctx context.Context, client *containerd.Client, name string, policy PullPolicy, platform string) (containerd.Image, error) {
+	match := hostPlatform(platform)
 	img, err := client.GetImage(ctx, name)
 	present := err == nil
 	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("look up image %q: %w", name, err)
+	}
+	if present && platform != "" {
+		img = containerd.NewImageWithPlatform(client, img.Metadata(), match)
 	}
 	pull := !present
 	switch policy {
@@ -137,16 +146,24 @@ func (e *Engine) pullAndUnpack(ctx context.Context, client *containerd.Client, n
 		e.log.Info(ctx, "pulling image", map[string]any{"image": name})
 		start := time.Now()
 		progress := e.startPullProgress(ctx, client, name)
-		img, err = client.Pull(ctx, name,
+		opts := []containerd.RemoteOpt{
 			containerd.WithResolver(e.resolver(ctx)),
 			containerd.WithImageHandler(progress.handler()),
-			containerd.WithPullUnpack,
-			containerd.WithPullSnapshotter(e.opts.Snapshotter))
+			containerd.WithPullSnapshotter(e.opts.Snapshotter),
+			containerd.WithPlatformMatcher(match),
+		}
+		if runsHere(platform) {
+			opts = append(opts, containerd.WithPullUnpack)
+		}
+		img, err = client.Pull(ctx, name, opts...)
 		total := progress.stop()
 		if err != nil {
 			return nil, pullError("pull", name, err)
 		}
 		e.log.Info(ctx, "pulled image", map[string]any{"image": name, "mib": mib(total), "took": time.Since(start).String()})
+	}
+	if !runsHere(platform) {
+		return img, nil
 	}
 	unpacked, err := img.IsUnpacked(ctx, e.opts.Snapshotter)
 	if err != nil {

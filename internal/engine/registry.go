@@ -193,6 +193,8 @@ func pullError(verb, name string, err error) error {
 		strings.Contains(msg, "connection reset"):
 		hint = fmt.Sprintf("the connection to registry %s was lost in the middle of the pull; nothing was changed: "+
 			"apply again once the registry is reachable", host)
+	case strings.Contains(msg, "no match for platform"):
+		hint = fmt.Sprintf("image %s has no manifest for the platform asked: choose one of the platforms it is built for", name)
 	case errdefs.IsNotFound(err) || strings.Contains(msg, "not found"):
 		hint = fmt.Sprintf("registry %s has no image %s: check the repository and the tag", host, name)
 	case errors.As(err, &netErr) || errors.As(err, &urlErr) || strings.Contains(msg, "connection refused") ||

@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/labels"
+	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/moby/sys/capability"
 	"github.com/moby/sys/signal"
@@ -121,6 +122,18 @@ func CheckImageReference(ref string) error {
 	if _, err := NormalizeImage(ref); err != nil {
 		return fmt.Errorf("must be an image reference such as \"busybox:1.36\" or "+
 			"\"registry.example:5000/app@sha256:<digest>\", got %q: %v", ref, errors.Unwrap(err))
+	}
+	return nil
+}
+
+// CheckPlatform judges an image platform, "os/arch[/variant]" such as
+// "linux/amd64" or "linux/arm/v7" ("" is the host's).
+func CheckPlatform(p string) error {
+	if p == "" {
+		return nil
+	}
+	if _, err := platforms.Parse(p); err != nil || strings.Count(p, "/") < 1 {
+		return fmt.Errorf("must be a platform such as \"linux/amd64\" or \"linux/arm/v7\", got %q", p)
 	}
 	return nil
 }

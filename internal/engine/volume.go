@@ -53,7 +53,7 @@ func (e *Engine) InspectVolume(ctx context.Context, name string) (Volume, error)
 	}
 	data, err := e.host.ReadFile(filepath.Join(e.volumeDir(name), "volume.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		return Volume{}, fmt.Errorf("%w: volume %s", ErrNotFound, name)
+		return Volume{}, fmt.Errorf("volume %s: %w", name, ErrNotFound)
 	}
 	if err != nil {
 		return Volume{}, fmt.Errorf("read volume %s: %w", name, err)

@@ -55,6 +55,7 @@ func serveAgent(version string, stream io.ReadWriteCloser) {
 	// The provider is gone (done, or its connection dropped): finish what
 	// it asked for, then go.
 	a.calls.Wait()
+	a.uploads.removeAll()
 	if a.engine != nil {
 		_ = a.engine.Close()
 	}
@@ -65,6 +66,7 @@ type agent struct {
 	version string
 	handler jsonrpc2.Handler
 	calls   sync.WaitGroup // the calls in progress
+	uploads uploads        // archives being sent to import
 
 	mu     sync.Mutex
 	engine *engine.Engine
@@ -124,6 +126,27 @@ func (a *agent) call(ctx context.Context, e *engine.Engine, req *jsonrpc2.Reques
 			return nil, err
 		}
 		return e.RegistryDigest(ctx, p.Ref)
+	case methodPullImage, methodInspectImage, methodDeleteImage, methodImportImage:
+		var p imageParams
+		if err := decode(req, &p); err != nil {
+			return nil, err
+		}
+		switch req.Method {
+		case methodPullImage:
+			return e.PullImage(ctx, p.Spec)
+		case methodInspectImage:
+			return e.InspectImage(ctx, p.Spec)
+		case methodDeleteImage:
+			return struct{}{}, e.DeleteImage(ctx, p.Spec.Name, p.Digest)
+		default:
+			return a.uploads.importImage(ctx, e, p.Spec, p.Upload)
+		}
+	case methodImportUpload:
+		var p uploadParams
+		if err := decode(req, &p); err != nil {
+			return nil, err
+		}
+		return a.uploads.write(e.Options().DataRoot, p.Upload, p.Data)
 	case methodInspectAll:
 		states, err := e.InspectAll(ctx)
 		wire := make([]wireState, len(states))

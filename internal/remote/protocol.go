@@ -33,6 +33,11 @@ const (
 	methodInspect        = "inspect"
 	methodInspectAll     = "inspectAll"     // since protocol 2
 	methodRegistryDigest = "registryDigest" // since protocol 2
+	methodPullImage      = "pullImage"    // since protocol 2
+	methodImportUpload   = "importUpload" // since protocol 2
+	methodImportImage    = "importImage"  // since protocol 2
+	methodInspectImage   = "inspectImage" // since protocol 2
+	methodDeleteImage    = "deleteImage"  // since protocol 2
 	methodUpdate         = "update"
 	methodDelete         = "delete"
 	methodCreateVolume   = "createVolume"
@@ -125,7 +130,19 @@ type containerParams struct {
 
 type imageParams struct {
 	callParams
-	Ref string `json:"ref"`
+	Ref    string           `json:"ref,omitempty"`
+	Spec   engine.ImageSpec `json:"spec"`
+	Digest string           `json:"digest,omitempty"`
+	// Upload names an archive sent with importUpload, for importImage.
+	Upload string `json:"upload,omitempty"`
+}
+
+// uploadParams carry one piece of an archive to import: Upload "" starts
+// a new upload, whose name the agent answers.
+type uploadParams struct {
+	callParams
+	Upload string `json:"upload,omitempty"`
+	Data   []byte `json:"data"`
 }
 
 type volumeParams struct {
@@ -148,6 +165,7 @@ var errorKinds = map[string]error{
 	"unreachable":      engine.ErrUnreachable,
 	"rolled-back":      engine.ErrRolledBack,
 	"volume-in-use":    engine.ErrVolumeInUse,
+	"image-in-use":     engine.ErrImageInUse,
 	"invalid-spec":     engine.ErrInvalidSpec,
 	"unrepresentable":  engine.ErrUnrepresentable,
 	"deadline":         context.DeadlineExceeded,

@@ -27,7 +27,7 @@ func requestOf(t *testing.T, method string, params any) *jsonrpc2.Request {
 // provider's errors.Is (not found, rolled back, ...) work as on the host.
 func TestErrorKindsRoundTrip(t *testing.T) {
 	for _, target := range []error{engine.ErrNotFound, engine.ErrRolledBack, engine.ErrInvalidSpec,
-		engine.ErrVolumeInUse, engine.ErrUnreachable, engine.ErrUnrepresentable} {
+		engine.ErrVolumeInUse, engine.ErrImageInUse, engine.ErrUnreachable, engine.ErrUnrepresentable} {
 		err := fmt.Errorf("%w: upgrade of web: %w", engine.ErrRolledBack, target)
 		wire, jerr := json.Marshal(toRPCError(err))
 		if jerr != nil {
