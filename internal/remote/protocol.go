@@ -33,11 +33,11 @@ const (
 	methodInspect        = "inspect"
 	methodInspectAll     = "inspectAll"     // since protocol 2
 	methodRegistryDigest = "registryDigest" // since protocol 2
-	methodPullImage      = "pullImage"    // since protocol 2
-	methodImportUpload   = "importUpload" // since protocol 2
-	methodImportImage    = "importImage"  // since protocol 2
-	methodInspectImage   = "inspectImage" // since protocol 2
-	methodDeleteImage    = "deleteImage"  // since protocol 2
+	methodPullImage      = "pullImage"      // since protocol 2
+	methodImportUpload   = "importUpload"   // since protocol 2
+	methodImportImage    = "importImage"    // since protocol 2
+	methodInspectImage   = "inspectImage"   // since protocol 2
+	methodDeleteImage    = "deleteImage"    // since protocol 2
 	methodUpdate         = "update"
 	methodDelete         = "delete"
 	methodCreateVolume   = "createVolume"
