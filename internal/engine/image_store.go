@@ -401,9 +401,9 @@ func (e *Engine) DeleteImage(ctx context.Context, name, digest string) error {
 		return err
 	}
 	if len(users) > 0 {
-		return fmt.Errorf("%w: image %s is the image of container %s: upgrade or delete %s first. When a pouch_image "+
-			"that containers use is replaced, give it lifecycle { create_before_destroy = true }, so that they move to the "+
-			"new image before the old one is removed", ErrImageInUse, name, strings.Join(users, ", "), pronoun(users))
+		return fmt.Errorf("%w: container %s runs from %s: upgrade or delete %s first. When a pouch_image that "+
+			"containers use is replaced, give it lifecycle { create_before_destroy = true }, so that they move to the "+
+			"new image before the old one is removed", ErrImageInUse, strings.Join(users, ", "), name, pronoun(users))
 	}
 	for _, n := range remove {
 		if err := is.Delete(ctx, n); err != nil && !errdefs.IsNotFound(err) {

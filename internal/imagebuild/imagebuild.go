@@ -440,28 +440,39 @@ func entriesLayer(img Image) (layer, error) {
 }
 
 func padLayer(n int64, padSeed string) layer {
-	gen := func(w io.Writer) error {
-		var seed [32]byte
-		copy(seed[:], "pouch imagebuild pad layer seed!")
-		if padSeed != "" {
-			seed = sha256.Sum256([]byte("pouch imagebuild pad layer seed!" + padSeed))
-		}
-		r := rand.NewChaCha8(seed)
-		buf := make([]byte, 1<<20)
-		for left := n; left > 0; {
-			chunk := buf
-			if left < int64(len(chunk)) {
-				chunk = chunk[:left]
-			}
-			_, _ = r.Read(chunk)
-			if _, err := w.Write(chunk); err != nil {
-				return err
-			}
-			left -= int64(len(chunk))
-		}
-		return nil
-	}
+	gen := func(w io.Writer) error { return writePad(w, n, padSeed) }
 	return layer{"pad": &entry{name: "pad", typ: tar.TypeReg, mode: 0o644, gen: gen, size: n}}
+}
+
+// writePad writes the n bytes of the pad file of seed padSeed.
+func writePad(w io.Writer, n int64, padSeed string) error {
+	var seed [32]byte
+	copy(seed[:], "pouch imagebuild pad layer seed!")
+	if padSeed != "" {
+		seed = sha256.Sum256([]byte("pouch imagebuild pad layer seed!" + padSeed))
+	}
+	r := rand.NewChaCha8(seed)
+	buf := make([]byte, 1<<20)
+	for left := n; left > 0; {
+		chunk := buf
+		if left < int64(len(chunk)) {
+			chunk = chunk[:left]
+		}
+		_, _ = r.Read(chunk)
+		if _, err := w.Write(chunk); err != nil {
+			return err
+		}
+		left -= int64(len(chunk))
+	}
+	return nil
+}
+
+// PadSHA256 is the hex SHA-256 of the /pad file of an Image with PadBytes
+// n and PadSeed seed, for tests that check its bytes in a container.
+func PadSHA256(n int64, seed string) string {
+	h := sha256.New()
+	_ = writePad(h, n, seed)
+	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
 // refName returns the tag (or digest) part of a reference, "" if none.

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -325,6 +327,9 @@ func TestNoBusyboxAndPad(t *testing.T) {
 	_, files, _ := a.layerEntries(t, 0)
 	if len(files["pad"]) != n {
 		t.Errorf("pad is %d bytes", len(files["pad"]))
+	}
+	if got, want := fmt.Sprintf("%x", sha256.Sum256(files["pad"])), PadSHA256(n, ""); got != want {
+		t.Errorf("pad's SHA-256 is %s, PadSHA256 says %s", got, want)
 	}
 	_, d2 := mustBuild(t, Image{Name: "x/pad:1", NoBusybox: true, PadBytes: n})
 	if d1 != d2 {

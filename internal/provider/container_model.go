@@ -331,7 +331,7 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 	m.Healthcheck = healthcheckToObject(ctx, st.Spec.Healthcheck, prior.Healthcheck, &diags)
 	m.Upgrade = upgradeToObject(ctx, st.Spec.Upgrade, &diags)
 	if m.Timeouts.IsUnknown() || m.Timeouts.Object.AttributeTypes(ctx) == nil {
-		m.Timeouts = timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes(ctx))}
+		m.Timeouts = timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes(ctx, containerTimeouts))}
 	}
 	return m, diags
 }

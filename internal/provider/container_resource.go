@@ -226,11 +226,7 @@ func containerSchema(ctx context.Context) schema.Schema {
 					"`paused` or `unknown`. Computed.",
 				Computed: true,
 			},
-			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{
-				Create: true,
-				Update: true,
-				Delete: true,
-			}),
+			"timeouts": timeouts.Attributes(ctx, containerTimeouts),
 		},
 	}
 	for name, a := range statefulAttributes() {
@@ -242,10 +238,13 @@ func containerSchema(ctx context.Context) schema.Schema {
 	return s
 }
 
-// timeoutsAttrTypes are the attribute types of the timeouts object.
-func timeoutsAttrTypes(ctx context.Context) map[string]attr.Type {
-	t, ok := timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}).
-		GetType().(attr.TypeWithAttributeTypes)
+// containerTimeouts are the timeouts a pouch_container takes.
+var containerTimeouts = timeouts.Opts{Create: true, Update: true, Delete: true}
+
+// timeoutsAttrTypes are the attribute types of the timeouts object of
+// opts.
+func timeoutsAttrTypes(ctx context.Context, opts timeouts.Opts) map[string]attr.Type {
+	t, ok := timeouts.Attributes(ctx, opts).GetType().(attr.TypeWithAttributeTypes)
 	if !ok {
 		return nil
 	}

@@ -376,7 +376,7 @@ func TestContainer_modelRoundTrip(t *testing.T) {
 		Running:     types.BoolValue(false),
 		StopTimeout: types.Int64Value(0),
 	}
-	plan.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx))
+	plan.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx, containerTimeouts))
 	spec, diags := plan.spec(ctx)
 	if diags.HasError() {
 		t.Fatal(diags)
@@ -427,7 +427,7 @@ func TestContainer_modelRoundTrip(t *testing.T) {
 	st.Status = engine.StatusRunning
 	st.Spec.Running = true // the engine reads a running task as running
 	imported := containerModel{Name: types.StringValue("c1"), ID: types.StringValue("c1")}
-	imported.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx))
+	imported.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx, containerTimeouts))
 	got, diags = containerFromState(ctx, st, imported)
 	if diags.HasError() {
 		t.Fatal(diags)
@@ -489,7 +489,7 @@ func TestContainer_statefulRoundTrip(t *testing.T) {
 		Status:       engine.StatusRunning,
 	}
 	prior := containerModel{Name: types.StringValue("c1")}
-	prior.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx))
+	prior.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx, containerTimeouts))
 	m, diags := containerFromState(ctx, st, prior)
 	if diags.HasError() {
 		t.Fatal(diags)

@@ -226,12 +226,14 @@ func (p *pouchProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewContainerResource,
 		NewVolumeResource,
+		NewImageResource,
 	}
 }
 
 func (p *pouchProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		NewRegistryImageDataSource,
+		NewImageDataSource,
 	}
 }
 

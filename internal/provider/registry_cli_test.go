@@ -86,7 +86,14 @@ func TestAccCLI_privateRegistry(t *testing.T) {
 	if got, err := env.Exec(t, name, "cat", "/version"); err != nil || got != "v2\n" {
 		t.Fatalf("/version after a refused pull: %q, %v; want v2 still running", got, err)
 	}
-	tf.write(config(password, refs["v2"])) // for the destroy
+	// A pouch_image pulls with the same credentials.
+	tf.write(config(password, refs["v2"]) + fmt.Sprintf("\nresource \"pouch_image\" \"v3\" {\n  name = %q\n}\n", refs["v3"]))
+	if out, code := traced("apply", "-auto-approve", "-no-color"); code != 0 {
+		t.Fatalf("pouch_image from the private registry: exit code %d\n%s", code, out)
+	}
+	if _, err := env.Client.ImageService().Get(env.Context(), refs["v3"]); err != nil {
+		t.Fatalf("the pouch_image's image is not on the host: %v", err)
+	}
 
 	for _, secret := range []string{password, wrong,
 		base64.StdEncoding.EncodeToString([]byte(user + ":" + password)), base64.StdEncoding.EncodeToString([]byte(user + ":" + wrong))} {

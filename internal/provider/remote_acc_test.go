@@ -211,3 +211,50 @@ resource "pouch_container" "test" {
 		},
 	})
 }
+
+// TestAccRemote_imageArchive: a source_archive on the machine running
+// terraform, bigger than one piece of the upload, is imported on the host
+// over SSH; a container there runs its bytes, and the machine running
+// terraform gets no image.
+func TestAccRemote_imageArchive(t *testing.T) {
+	env := accEnv(t)
+	h := remoteHosts(t, env, 1)[0]
+	const name = "acc-remote-archive"
+	img := testImage("remote-archive", "v1")
+	img.PadBytes, img.PadSeed = 3<<20, name
+	archive, _ := testenv.OCIArchive(t, img)
+	const imported = "docker.io/pouchtest/acc-remote-archive:local"
+	config := remoteProvider(h, "") + fmt.Sprintf(`
+resource "pouch_image" "app" {
+  name           = %q
+  source_archive = %q
+}
+
+resource "pouch_container" "test" {
+  name  = %q
+  image = pouch_image.app.reference_with_digest
+}
+`, imported, archive, name)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Factories(),
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: resource.ComposeTestCheckFunc(
+				func(*terraform.State) error {
+					out, err := h.Env.Exec(t, name, "sha256sum", "/pad")
+					want := imagebuild.PadSHA256(img.PadBytes, img.PadSeed) + "  /pad\n"
+					if err != nil || out != want {
+						return fmt.Errorf("the archive's /pad on the host: %q (%v), want %q", out, err, want)
+					}
+					return nil
+				},
+				func(*terraform.State) error {
+					if _, err := env.Client.ImageService().Get(env.Context(), imported); err == nil {
+						return fmt.Errorf("image %s is in the containerd of the machine running terraform", imported)
+					}
+					return nil
+				},
+			),
+		}},
+	})
+}

@@ -190,7 +190,7 @@ func TestContainer_upgradeValidation(t *testing.T) {
 func TestContainer_upgradeRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	prior := containerModel{Name: types.StringValue("c1")}
-	prior.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx))
+	prior.Timeouts.Object = types.ObjectNull(timeoutsAttrTypes(ctx, containerTimeouts))
 
 	// Nothing recorded (an import, or a container of an earlier version):
 	// no health check, the default policy but for the start window, which

@@ -249,3 +249,39 @@ resource "pouch_volume" "data" {
 		},
 	})
 }
+
+func TestValidation_image(t *testing.T) {
+	image := func(body string) string {
+		return validationProvider + "resource \"pouch_image\" \"app\" {\n" + body + "\n}\n"
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Factories(),
+		Steps: []resource.TestStep{
+			{
+				Config:      image(`  name = "busybox latest"`),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+name\s+` + ws("must not contain whitespace")),
+			},
+			{
+				Config:      image("  name = \"busybox:1.36\"\n  platform = \"amd64\""),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+platform\s+` + ws(`must be a platform such as "linux/amd64"`)),
+			},
+			{
+				Config:      image("  name = \"busybox:1.36\"\n  source_archive = \"\""),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+source_archive\s+` + ws("string length must be at least 1")),
+			},
+			{
+				Config: validationProvider + `
+data "pouch_image" "app" {
+  name     = "busybox:1.36"
+  platform = "linux/amd64/v9/extra"
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Attribute\s+platform\s+` + ws("must be a platform")),
+			},
+		},
+	})
+}

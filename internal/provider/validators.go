@@ -73,6 +73,7 @@ func (r rule[T]) ValidateFloat64(_ context.Context, req validator.Float64Request
 var (
 	nameValidator       = stringRule(engine.CheckName, "Invalid name", "value must be "+engine.NameRule)
 	pullPolicyValidator = stringRule(engine.CheckPullPolicy, "Invalid pull policy", "value must be missing, always or never")
+	platformValidator   = stringRule(engine.CheckPlatform, "Invalid platform", "value must be a platform such as `linux/amd64`")
 	imageValidator      = stringRule(engine.CheckImageReference, "Invalid image reference",
 		"value must be an image reference such as `busybox:1.36` or `registry.example:5000/app@sha256:...`")
 	absolutePathValidator = stringRule(engine.CheckAbsolutePath, "Invalid path", "value must be an absolute path")
