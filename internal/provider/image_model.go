@@ -47,6 +47,6 @@ var imageConfigDescriptions = map[string]string{
 	"env":         "The image's environment, `NAME=value` entries.",
 	"working_dir": "The image's working directory.",
 	"user":        "The image's user.",
-	"volumes":     "The image's `VOLUME` paths, in order.",
+	"volumes":     "The image's `VOLUME` paths, sorted.",
 	"size":        "Bytes of the image's content for its platform: manifest, config and compressed layers.",
 }
