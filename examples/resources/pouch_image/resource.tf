@@ -20,12 +20,17 @@ resource "pouch_container" "app" {
   image = pouch_image.app.reference_with_digest
 }
 
-# An image built by the pipeline, saved as an archive (docker save, or
-# skopeo copy ... oci-archive:app.tar), imported under the name given.
+# An image built by the pipeline, saved as an archive, imported under the
+# name given, and again whenever the archive is rebuilt.
+variable "worker_archive" {
+  description = "Path of the worker's archive (docker save, or skopeo copy ... oci-archive:FILE)."
+  type        = string
+}
+
 resource "pouch_image" "built" {
   name           = "team/worker:build"
-  source_archive = "${path.module}/app.tar"
-  pull_triggers  = [filesha256("${path.module}/app.tar")]
+  source_archive = var.worker_archive
+  pull_triggers  = [filesha256(var.worker_archive)]
 
   lifecycle {
     create_before_destroy = true
