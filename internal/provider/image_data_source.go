@@ -92,6 +92,8 @@ func (d *imageDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 		return
 	}
 	m.imageConfigModel = imageConfigFromEngine(img, &resp.Diagnostics)
-	m.Platform = types.StringValue(img.Platform)
+	if m.Platform.IsNull() || m.Platform.ValueString() == "" {
+		m.Platform = types.StringValue(img.Platform) // as configured, else as read
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

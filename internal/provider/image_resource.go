@@ -118,7 +118,7 @@ func (r *imageResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 		"keep_locally": schema.BoolAttribute{
 			Description: "Leave the image on the host when the resource is destroyed (default false). Without it, " +
 				"destroy removes the names pouch stored, refused while a container runs from one of them; an image " +
-				"that was on the host before pouch pulled it is always left.",
+				"that was on the host before pouch pulled it is always left. A change updates in place.",
 			Optional: true,
 			Computed: true,
 			Default:  booldefault.StaticBool(false),
@@ -186,7 +186,9 @@ func (r *imageResource) engine(diags *diag.Diagnostics) engine.API {
 func (m imageModel) fromEngine(ctx context.Context, img engine.Image, diags *diag.Diagnostics) imageModel {
 	m.imageConfigModel = imageConfigFromEngine(img, diags)
 	m.ID = types.StringValue(img.PinnedReference)
-	m.Platform = types.StringValue(img.Platform)
+	if m.Platform.IsNull() || m.Platform.IsUnknown() || m.Platform.ValueString() == "" {
+		m.Platform = types.StringValue(img.Platform) // as configured, else as read
+	}
 	if m.KeepLocally.IsNull() || m.KeepLocally.IsUnknown() {
 		m.KeepLocally = types.BoolValue(false)
 	}

@@ -43,14 +43,14 @@ func TestProvider_schema(t *testing.T) {
 	}
 
 	resources := p.Resources(ctx)
-	if len(resources) != 2 {
+	if len(resources) != 3 {
 		t.Fatalf("%d resources", len(resources))
 	}
 	var types []string
 	for _, newResource := range resources {
 		types = append(types, checkResourceSchema(t, newResource()))
 	}
-	if strings.Join(types, " ") != "pouch_container pouch_volume" {
+	if strings.Join(types, " ") != "pouch_container pouch_volume pouch_image" {
 		t.Errorf("resource types %v", types)
 	}
 }
