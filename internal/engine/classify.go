@@ -38,9 +38,16 @@ func Classify(old, next ContainerSpec) Change {
 			Entrypoint: s.Entrypoint, Command: s.Command, Env: s.Env, WorkingDir: s.WorkingDir, User: s.User,
 			Hostname: s.Hostname, NetworkMode: networkMode(s), Ports: s.Ports, Mounts: s.Mounts, Security: s.Security,
 			SecretEnvVersion: s.SecretEnvVersion, Log: s.Log.withDefaults(),
+			Ulimits: s.Ulimits, ShmSizeMiB: s.ShmSizeMiB, Sysctls: s.Sysctls, Devices: s.Devices, GroupAdd: s.GroupAdd,
+			OOMScoreAdj: s.OOMScoreAdj,
 		}
 	}
 	if !equalSpecs(process(old), process(next)) {
+		return ChangeRestart
+	}
+	// The kernel has no value that lifts a soft memory limit on every
+	// cgroup version: lifting one restarts the task without it.
+	if old.Resources.MemoryReservationMiB != 0 && next.Resources.MemoryReservationMiB == 0 {
 		return ChangeRestart
 	}
 	if old.Resources != next.Resources {
@@ -91,6 +98,18 @@ func equalSpecs(a, b ContainerSpec) bool {
 		}
 		if len(s.Security.CapDrop) == 0 {
 			s.Security.CapDrop = nil
+		}
+		if len(s.Ulimits) == 0 {
+			s.Ulimits = nil
+		}
+		if len(s.Sysctls) == 0 {
+			s.Sysctls = nil
+		}
+		if len(s.Devices) == 0 {
+			s.Devices = nil
+		}
+		if len(s.GroupAdd) == 0 {
+			s.GroupAdd = nil
 		}
 	}
 	norm(&a)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -8,6 +9,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -459,6 +461,21 @@ func CheckResources(r Resources) error {
 			return inField("pids_limit", err)
 		}
 	}
+	if r.MemoryReservationMiB != 0 {
+		if err := CheckMemoryReservationMiB(r.MemoryReservationMiB, r.MemoryMiB); err != nil {
+			return inField("memory_reservation", err)
+		}
+	}
+	if r.CpusetCPUs != "" {
+		if err := CheckCpuset(r.CpusetCPUs); err != nil {
+			return inField("cpuset_cpus", err)
+		}
+	}
+	if r.CpusetMems != "" {
+		if err := CheckCpuset(r.CpusetMems); err != nil {
+			return inField("cpuset_mems", err)
+		}
+	}
 	return nil
 }
 
@@ -798,3 +815,214 @@ const (
 	DefaultBridge = host.DefaultBridge
 	DefaultSubnet = host.DefaultSubnet
 )
+
+// CheckMemoryReservationMiB judges a soft memory limit in MiB against
+// memory (0 when unset).
+func CheckMemoryReservationMiB(v, memory int64) error {
+	if err := CheckMemoryMiB(v); err != nil {
+		return err
+	}
+	if memory > 0 && v > memory {
+		return fmt.Errorf("(%d MiB) is a soft limit: it must not be more than memory (%d MiB)", v, memory)
+	}
+	return nil
+}
+
+// MaxCpusetIndex bounds the CPU and memory node numbers of a cpuset.
+const MaxCpusetIndex = 4095
+
+// CheckCpuset judges a list of CPUs or memory nodes in the kernel's list
+// format, "0-2,4".
+func CheckCpuset(s string) error {
+	bad := fmt.Errorf("must be a list of CPU (or memory node) numbers and ranges such as \"0-2,4\", got %q", s)
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := cpusetIndex(lo)
+		if err != nil {
+			return bad
+		}
+		if isRange {
+			b, err := cpusetIndex(hi)
+			if err != nil || b < a {
+				return bad
+			}
+		}
+	}
+	return nil
+}
+
+func cpusetIndex(s string) (int, error) {
+	if strings.TrimLeft(s, "0123456789") != "" {
+		return 0, errors.New("not a number")
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n > MaxCpusetIndex {
+		return 0, fmt.Errorf("not a number up to %d", MaxCpusetIndex)
+	}
+	return n, nil
+}
+
+// ulimitNames are the process limits a container may set (setrlimit's,
+// without RLIMIT_).
+var ulimitNames = []string{"as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+	"nproc", "rss", "rtprio", "rttime", "sigpending", "stack"}
+
+// UlimitNames lists the names of the process limits, for documentation.
+func UlimitNames() []string { return slices.Clone(ulimitNames) }
+
+// CheckUlimit judges one process limit.
+func CheckUlimit(u Ulimit) error {
+	if !slices.Contains(ulimitNames, u.Name) {
+		return inField("name", fmt.Errorf("must be one of %s, got %q", strings.Join(ulimitNames, ", "), u.Name))
+	}
+	for _, v := range []struct {
+		field string
+		n     int64
+	}{{"soft", u.Soft}, {"hard", u.Hard}} {
+		if v.n < -1 {
+			return inField(v.field, fmt.Errorf("must be -1 (unlimited) or at least 0, got %d", v.n))
+		}
+	}
+	if u.Hard != -1 && (u.Soft == -1 || u.Soft > u.Hard) {
+		return inField("soft", fmt.Errorf("(%d) must not be more than hard (%d): a process cannot raise its soft limit "+
+			"above its hard one", u.Soft, u.Hard))
+	}
+	return nil
+}
+
+// CheckUlimits judges the process limits: each, and each name once.
+func CheckUlimits(us []Ulimit) error {
+	for i, u := range us {
+		at := fmt.Sprintf("ulimits[%d]", i)
+		if err := CheckUlimit(u); err != nil {
+			return inField(at, err)
+		}
+		for j, v := range us[:i] {
+			if v.Name == u.Name {
+				return inField(at+".name", fmt.Errorf("%q is set by ulimits[%d] already", u.Name, j))
+			}
+		}
+	}
+	return nil
+}
+
+// CheckShmSizeMiB judges the size of /dev/shm in MiB.
+func CheckShmSizeMiB(v int64) error { return CheckMemoryMiB(v) }
+
+// ipcSysctls are the sysctls of the IPC namespace that are not under
+// fs.mqueue.
+var ipcSysctls = []string{"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+	"kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+// CheckSysctl judges a kernel parameter for a container of network mode
+// mode. Only the parameters of the container's own namespaces can be set
+// (those of its IPC namespace, and net.* with a network namespace of its
+// own, as runc allows): any other one is the whole host's.
+func CheckSysctl(key, value string, mode NetworkMode) error {
+	if value == "" || strings.ContainsAny(value, "\x00\n") {
+		return fmt.Errorf("must be a value without NUL or newline, got %q", value)
+	}
+	switch {
+	case slices.Contains(ipcSysctls, key), strings.HasPrefix(key, "fs.mqueue."):
+		return nil
+	case strings.HasPrefix(key, "net."):
+		if mode == NetworkHost {
+			return fmt.Errorf("cannot be set with network_mode host: the network namespace is the host's")
+		}
+		return nil
+	}
+	return fmt.Errorf("is not namespaced: setting it in a container would change the whole host. Only net.* "+
+		"(without network_mode host), fs.mqueue.* and %s can be set; set it on the host instead "+
+		"(sysctl -w %s=%s, or a file in /etc/sysctl.d)", strings.Join(ipcSysctls, ", "), key, value)
+}
+
+// CheckSysctls judges the kernel parameters; the error names the key.
+func CheckSysctls(sysctls map[string]string, mode NetworkMode) error {
+	for _, k := range sortedKeys(sysctls) {
+		if err := CheckSysctl(k, sysctls[k], mode); err != nil {
+			return inField(fmt.Sprintf("sysctls[%q]", k), err)
+		}
+	}
+	return nil
+}
+
+// CheckDevicePermissions judges a device's cgroup access rights.
+func CheckDevicePermissions(p string) error {
+	if p == "" || strings.Trim(p, "rwm") != "" || len(p) > 3 {
+		return fmt.Errorf("must be some of r (read), w (write) and m (mknod), such as \"rw\", got %q", p)
+	}
+	return nil
+}
+
+// CheckDevices judges the devices; the error names the field.
+func CheckDevices(devices []Device) error {
+	for i, d := range devices {
+		at := fmt.Sprintf("devices[%d]", i)
+		if err := CheckAbsolutePath(d.HostPath); err != nil {
+			return inField(at+".host_path", err)
+		}
+		target := cmp.Or(d.ContainerPath, d.HostPath)
+		if err := CheckMountTarget(target); err != nil {
+			return inField(at+".container_path", err)
+		}
+		if d.Permissions != "" {
+			if err := CheckDevicePermissions(d.Permissions); err != nil {
+				return inField(at+".permissions", err)
+			}
+		}
+		for j, e := range devices[:i] {
+			if cmp.Or(e.ContainerPath, e.HostPath) == target {
+				return inField(at+".container_path", fmt.Errorf("%s is made by devices[%d] already", target, j))
+			}
+		}
+	}
+	return nil
+}
+
+// groupName is what a group of group_add may be called: a gid, or a name
+// as useradd accepts it.
+var groupName = regexp.MustCompile(`^([0-9]{1,10}|[a-zA-Z_][a-zA-Z0-9_.-]{0,31}\$?)$`)
+
+// CheckGroup judges a supplementary group: a gid or a group name.
+func CheckGroup(g string) error {
+	if !groupName.MatchString(g) {
+		return fmt.Errorf("must be a gid or a group name, got %q", g)
+	}
+	return nil
+}
+
+// CheckOOMScoreAdj judges an oom_score_adj.
+func CheckOOMScoreAdj(v int64) error {
+	if v < -1000 || v > 1000 {
+		return fmt.Errorf("must be between -1000 and 1000, got %d", v)
+	}
+	return nil
+}
+
+// checkService judges the settings of the service's process: limits,
+// /dev/shm, sysctls, devices, groups and oom_score_adj.
+func checkService(spec ContainerSpec) error {
+	if err := CheckUlimits(spec.Ulimits); err != nil {
+		return err
+	}
+	if spec.ShmSizeMiB != 0 {
+		if err := CheckShmSizeMiB(spec.ShmSizeMiB); err != nil {
+			return inField("shm_size", err)
+		}
+	}
+	if err := CheckSysctls(spec.Sysctls, networkMode(spec)); err != nil {
+		return err
+	}
+	if err := CheckDevices(spec.Devices); err != nil {
+		return err
+	}
+	for i, g := range spec.GroupAdd {
+		if err := CheckGroup(g); err != nil {
+			return inField(fmt.Sprintf("group_add[%d]", i), err)
+		}
+	}
+	if err := CheckOOMScoreAdj(int64(spec.OOMScoreAdj)); err != nil {
+		return inField("oom_score_adj", err)
+	}
+	return nil
+}

@@ -148,6 +148,63 @@ func TestCheckResources(t *testing.T) {
 		{"cpus 1e30", CheckResources(Resources{CPUs: 1e30}), "CPUs", "cpus"},
 		{"cpu_shares 1", CheckResources(Resources{CPUShares: 1}), "must be between 2 and", "cpu_shares"},
 		{"pids_limit MaxPidsLimit+1", CheckResources(Resources{PidsLimit: MaxPidsLimit + 1}), "must be between 1 and", "pids_limit"},
+		{"reservation under memory", CheckResources(Resources{MemoryMiB: 256, MemoryReservationMiB: 128}), "", ""},
+		{"reservation over memory", CheckResources(Resources{MemoryMiB: 128, MemoryReservationMiB: 256}), "soft limit", "memory_reservation"},
+		{"cpuset list", CheckResources(Resources{CpusetCPUs: "0-2,4", CpusetMems: "0"}), "", ""},
+		{"cpuset backwards", CheckResources(Resources{CpusetCPUs: "3-1"}), "list of CPU", "cpuset_cpus"},
+		{"cpuset word", CheckResources(Resources{CpusetMems: "all"}), "list of CPU", "cpuset_mems"},
+		{"cpuset empty part", CheckResources(Resources{CpusetCPUs: "0,,1"}), "list of CPU", "cpuset_cpus"},
+		{"cpuset too big", CheckResources(Resources{CpusetCPUs: "0-99999"}), "list of CPU", "cpuset_cpus"},
+	})
+}
+
+func TestCheckService(t *testing.T) {
+	base := ContainerSpec{Name: "svc", Image: "busybox"}
+	with := func(f func(*ContainerSpec)) error {
+		s := base
+		f(&s)
+		return checkService(s)
+	}
+	checkVerdicts(t, []ruleCase{
+		{"nothing", checkService(base), "", ""},
+		{"nofile", with(func(s *ContainerSpec) { s.Ulimits = []Ulimit{{Name: "nofile", Soft: 65536, Hard: 65536}} }), "", ""},
+		{"memlock unlimited", with(func(s *ContainerSpec) { s.Ulimits = []Ulimit{{Name: "memlock", Soft: -1, Hard: -1}} }), "", ""},
+		{"unknown ulimit", with(func(s *ContainerSpec) { s.Ulimits = []Ulimit{{Name: "files", Soft: 1, Hard: 1}} }), "must be one of", "ulimits[0].name"},
+		{"soft over hard", with(func(s *ContainerSpec) { s.Ulimits = []Ulimit{{Name: "nofile", Soft: 2048, Hard: 1024}} }), "must not be more than hard", "ulimits[0].soft"},
+		{"soft unlimited, hard not", with(func(s *ContainerSpec) { s.Ulimits = []Ulimit{{Name: "core", Soft: -1, Hard: 0}} }), "must not be more than hard", "ulimits[0].soft"},
+		{"below -1", with(func(s *ContainerSpec) { s.Ulimits = []Ulimit{{Name: "core", Soft: 0, Hard: -2}} }), "at least 0", "ulimits[0].hard"},
+		{"twice", with(func(s *ContainerSpec) {
+			s.Ulimits = []Ulimit{{Name: "nproc", Soft: 1, Hard: 1}, {Name: "nproc", Soft: 2, Hard: 2}}
+		}), "is set by ulimits[0]", "ulimits[1].name"},
+		{"shm 0 is unset", with(func(s *ContainerSpec) { s.ShmSizeMiB = 0 }), "", ""},
+		{"shm -1", with(func(s *ContainerSpec) { s.ShmSizeMiB = -1 }), "must be between 1 and", "shm_size"},
+		{"net sysctl", with(func(s *ContainerSpec) { s.Sysctls = map[string]string{"net.core.somaxconn": "1024"} }), "", ""},
+		{"ipc sysctls", with(func(s *ContainerSpec) {
+			s.Sysctls = map[string]string{"kernel.shmmax": "68719476736", "fs.mqueue.msg_max": "64"}
+		}), "", ""},
+		{"host sysctl", with(func(s *ContainerSpec) { s.Sysctls = map[string]string{"vm.max_map_count": "262144"} }),
+			"is not namespaced", `sysctls["vm.max_map_count"]`},
+		{"kernel.hostname", with(func(s *ContainerSpec) { s.Sysctls = map[string]string{"kernel.hostname": "x"} }),
+			"is not namespaced", `sysctls["kernel.hostname"]`},
+		{"net sysctl, host network", with(func(s *ContainerSpec) {
+			s.NetworkMode = NetworkHost
+			s.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
+		}), "network_mode host", `sysctls["net.ipv4.ip_forward"]`},
+		{"sysctl newline", with(func(s *ContainerSpec) { s.Sysctls = map[string]string{"net.core.somaxconn": "1\n2"} }),
+			"without NUL or newline", `sysctls["net.core.somaxconn"]`},
+		{"device", with(func(s *ContainerSpec) { s.Devices = []Device{{HostPath: "/dev/fuse", Permissions: "rw"}} }), "", ""},
+		{"device relative", with(func(s *ContainerSpec) { s.Devices = []Device{{HostPath: "dev/fuse"}} }), "absolute", "devices[0].host_path"},
+		{"device under /proc", with(func(s *ContainerSpec) { s.Devices = []Device{{HostPath: "/dev/null", ContainerPath: "/proc/x"}} }),
+			"/proc", "devices[0].container_path"},
+		{"device permissions", with(func(s *ContainerSpec) { s.Devices = []Device{{HostPath: "/dev/null", Permissions: "rx"}} }),
+			"some of r (read)", "devices[0].permissions"},
+		{"device twice", with(func(s *ContainerSpec) {
+			s.Devices = []Device{{HostPath: "/dev/null", ContainerPath: "/dev/x"}, {HostPath: "/dev/zero", ContainerPath: "/dev/x"}}
+		}), "is made by devices[0]", "devices[1].container_path"},
+		{"groups", with(func(s *ContainerSpec) { s.GroupAdd = []string{"1000", "audio", "www-data"} }), "", ""},
+		{"bad group", with(func(s *ContainerSpec) { s.GroupAdd = []string{"audio", "no such"} }), "gid or a group name", "group_add[1]"},
+		{"oom", with(func(s *ContainerSpec) { s.OOMScoreAdj = -1000 }), "", ""},
+		{"oom over", with(func(s *ContainerSpec) { s.OOMScoreAdj = 1001 }), "between -1000 and 1000", "oom_score_adj"},
 	})
 }
 

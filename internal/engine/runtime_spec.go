@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,7 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 		opts = append(opts, oci.WithMounts(in.mounts))
 	}
 	opts = append(opts, resourceOpts(spec.Resources)...)
+	opts = append(opts, serviceOpts(spec)...)
 	sec, err := securityOpts(spec.Security)
 	if err != nil {
 		return nil, err
@@ -173,6 +175,15 @@ func resourceOpts(r Resources) []oci.SpecOpts {
 	if r.PidsLimit > 0 {
 		opts = append(opts, oci.WithPidsLimit(r.PidsLimit))
 	}
+	if r.MemoryReservationMiB > 0 {
+		opts = append(opts, withMemoryReservation(r.MemoryReservationMiB<<20))
+	}
+	if r.CpusetCPUs != "" {
+		opts = append(opts, oci.WithCPUs(r.CpusetCPUs))
+	}
+	if r.CpusetMems != "" {
+		opts = append(opts, oci.WithCPUsMems(r.CpusetMems))
+	}
 	return opts
 }
 
@@ -198,10 +209,18 @@ func liveResources(r Resources) *specs.LinuxResources {
 	if r.PidsLimit > 0 {
 		pids = r.PidsLimit
 	}
+	// A cpuset lifted is every online CPU and memory node again. (A soft
+	// memory limit is not lifted live: Classify restarts the task.)
+	cpus := cmp.Or(r.CpusetCPUs, onlineList("/sys/devices/system/cpu/online"))
+	mems := cmp.Or(r.CpusetMems, onlineList("/sys/devices/system/node/online"))
 	res := &specs.LinuxResources{
 		Memory: &specs.LinuxMemory{Limit: &memory},
-		CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares},
+		CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares, Cpus: cpus, Mems: mems},
 		Pids:   &specs.LinuxPids{Limit: &pids},
+	}
+	if r.MemoryReservationMiB > 0 {
+		reservation := r.MemoryReservationMiB << 20
+		res.Memory.Reservation = &reservation
 	}
 	if r.MemorySwapMiB != 0 {
 		swap := unlimited

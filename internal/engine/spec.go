@@ -132,6 +132,43 @@ type ContainerSpec struct {
 	StopTimeout time.Duration `json:"stop_timeout,omitempty"`
 	// Log is how the task's output is kept; zero fields are the defaults.
 	Log LogOptions `json:"log"`
+
+	// Ulimits are the task's process limits (setrlimit), by name; the
+	// runtime's defaults (nofile 1024) apply to the others.
+	Ulimits []Ulimit `json:"ulimits,omitempty"`
+	// ShmSizeMiB is the size of /dev/shm; 0 is the runtime's 64 MiB.
+	ShmSizeMiB int64 `json:"shm_size_mib,omitempty"`
+	// Sysctls are kernel parameters of the container's own namespaces
+	// (net.*, the IPC ones): see CheckSysctl.
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// Devices are host device nodes made in the container.
+	Devices []Device `json:"devices,omitempty"`
+	// GroupAdd are supplementary groups of the process, by gid or by a
+	// name of the image's /etc/group.
+	GroupAdd []string `json:"group_add,omitempty"`
+	// OOMScoreAdj is the process's oom_score_adj (-1000 to 1000); 0 is
+	// the kernel's default.
+	OOMScoreAdj int `json:"oom_score_adj,omitempty"`
+}
+
+// Ulimit is one process limit of the task, such as nofile or memlock.
+type Ulimit struct {
+	// Name is the limit's name without RLIMIT_, in lower case: "nofile".
+	Name string `json:"name"`
+	// Soft and Hard are the limits; -1 is unlimited.
+	Soft int64 `json:"soft"`
+	Hard int64 `json:"hard"`
+}
+
+// Device is a host device node made in the container.
+type Device struct {
+	// HostPath is the device node on the host, e.g. "/dev/fuse".
+	HostPath string `json:"host_path"`
+	// ContainerPath is where it is made in the container; "" is HostPath.
+	ContainerPath string `json:"container_path,omitempty"`
+	// Permissions are the cgroup's access rights: some of "r" (read), "w"
+	// (write) and "m" (mknod); "" is "rwm".
+	Permissions string `json:"permissions,omitempty"`
 }
 
 // LogOptions bound a container's log: it rotates at MaxSizeMiB and keeps
@@ -166,6 +203,13 @@ type Resources struct {
 	CPUShares int64 `json:"cpu_shares,omitempty"`
 	// PidsLimit caps the number of processes.
 	PidsLimit int64 `json:"pids_limit,omitempty"`
+	// MemoryReservationMiB is the soft memory limit in MiB, which the
+	// kernel enforces when memory is short.
+	MemoryReservationMiB int64 `json:"memory_reservation_mib,omitempty"`
+	// CpusetCPUs and CpusetMems pin the task to CPUs and memory nodes,
+	// in the kernel's list format: "0-2,4".
+	CpusetCPUs string `json:"cpuset_cpus,omitempty"`
+	CpusetMems string `json:"cpuset_mems,omitempty"`
 }
 
 // Healthcheck is a command run in the container to tell whether it is

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -92,7 +93,7 @@ func (e *Engine) startTask(ctx context.Context, c containerd.Container, spec Con
 	}
 	task, err := c.NewTask(ctx, cio.LogURI(uri))
 	if err != nil {
-		return fmt.Errorf("create task: %w", err)
+		return taskCreateError(err, spec)
 	}
 	if err := task.Start(ctx); err != nil {
 		if _, derr := task.Delete(ctx, containerd.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
@@ -102,6 +103,21 @@ func (e *Engine) startTask(ctx context.Context, c containerd.Container, spec Con
 	}
 	e.log.Debug(ctx, "task started", map[string]any{"container": c.ID(), "pid": task.Pid()})
 	return e.superviseTask(ctx, c, spec)
+}
+
+// taskCreateError explains the runtime's refusals that a setting causes.
+func taskCreateError(err error, spec ContainerSpec) error {
+	msg := err.Error()
+	if len(spec.Ulimits) > 0 && strings.Contains(msg, "error setting rlimit") {
+		return fmt.Errorf("%w: ulimits: the runtime could not set a limit: a hard limit above containerd's own needs "+
+			"CAP_SYS_RESOURCE, which containerd does not have here: ask for at most containerd's limits (see "+
+			"/proc/$(pidof containerd)/limits), or raise them (LimitNOFILE=, LimitMEMLOCK= in its systemd unit) (%w)",
+			ErrInvalidSpec, err)
+	}
+	if len(spec.Sysctls) > 0 && strings.Contains(msg, "sysctl") {
+		return fmt.Errorf("%w: sysctls: the runtime refused one: check its name and value (%w)", ErrInvalidSpec, err)
+	}
+	return fmt.Errorf("create task: %w", err)
 }
 
 // logURI is the log URI of container id's tasks: the log driver (the

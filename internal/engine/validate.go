@@ -85,6 +85,9 @@ func validateSpec(spec ContainerSpec) error {
 	if err := checkSecurity(spec.Security); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
+	if err := checkService(spec); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
 	if hc := spec.Healthcheck; hc != nil {
 		if len(hc.Command) == 0 {
 			return bad("healthcheck.command", fmt.Errorf("must name a command"))

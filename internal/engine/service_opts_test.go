@@ -1,0 +1,171 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine"
+	"github.com/pouch/terraform-provider-pouch/internal/testenv"
+)
+
+// serviceImage is versionImage with an /etc/group naming group audio.
+func serviceImage(version string) string {
+	img := versionImage("service", version)
+	img.Files["/etc/group"] = "root:x:0:\naudio:x:29:\n"
+	return img.Name
+}
+
+// serviceSpec asks for every setting of a service's process. The limits
+// stay within the test's own (a hard limit above containerd's needs
+// CAP_SYS_RESOURCE, which the test machine's root lacks): nofile is
+// raised from the runtime's 1024, memlock lowered.
+func serviceSpec(image string) engine.ContainerSpec {
+	return engine.ContainerSpec{
+		Name: "eng-service", Image: image, Running: true, NetworkMode: engine.NetworkNone,
+		Ulimits: []engine.Ulimit{
+			{Name: "nofile", Soft: 16384, Hard: 16384},
+			{Name: "memlock", Soft: 4 << 20, Hard: 4 << 20},
+		},
+		ShmSizeMiB: 256,
+		Sysctls:    map[string]string{"net.core.somaxconn": "1234", "kernel.shmmax": "68719476736"},
+		// Not among the runtime's default devices, which it allows anyway.
+		Devices:     []engine.Device{{HostPath: "/dev/fuse", ContainerPath: "/dev/pouch-fuse", Permissions: "r"}},
+		GroupAdd:    []string{"audio", "1234"},
+		OOMScoreAdj: 500,
+		Resources:   engine.Resources{CpusetCPUs: "0", MemoryReservationMiB: 64},
+	}
+}
+
+// checkService asserts, from inside the container, every setting of
+// serviceSpec (with cpus as its cpuset).
+func checkService(t *testing.T, env *testenv.Env, id, cpus string) {
+	t.Helper()
+	for _, c := range []struct{ cmd, want string }{
+		{"ulimit -n", "16384"},
+		{"ulimit -Hn", "16384"},
+		{"ulimit -l", "4096"},
+		{"df -k /dev/shm | tail -n 1 | awk '{print $2}'", "262144"},
+		{"cat /proc/sys/net/core/somaxconn", "1234"},
+		{"cat /proc/sys/kernel/shmmax", "68719476736"},
+		{"stat -c '%F %t:%T' /dev/pouch-fuse", "character special file a:e5"},
+		{"(exec 3</dev/pouch-fuse) 2>/dev/null && echo opened || echo refused", "opened"},
+		{"(exec 3>/dev/pouch-fuse) 2>/dev/null && echo opened || echo refused", "refused"},
+		{"cat /proc/1/oom_score_adj", "500"},
+		{"grep ^Groups: /proc/1/status | cut -f2", "0 29 1234"}, // root's own group, then group_add's
+		{"grep ^Cpus_allowed_list: /proc/1/status | cut -f2", cpus},
+	} {
+		if got := mustExec(t, env, id, "sh", "-c", c.cmd); got != c.want {
+			t.Errorf("%s in %s: %q, want %q", c.cmd, id, got, c.want)
+		}
+	}
+	if got := softLimit(t, env, id); got != fmt.Sprint(64<<20) {
+		t.Errorf("memory.soft_limit_in_bytes of %s: %s, want 64 MiB", id, got)
+	}
+}
+
+// softLimit is the soft memory limit of container id's cgroup (v1), read
+// on the host.
+func softLimit(t *testing.T, env *testenv.Env, id string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", env.Namespace, id, "memory.soft_limit_in_bytes"))
+	if err != nil {
+		t.Fatalf("read the soft memory limit: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// A service's process settings reach its task, and stay through a
+// restart in place and an image upgrade; a new cpuset and soft memory
+// limit are applied live (same PID), a new ulimit by a restart.
+func TestServiceSettings(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := context.Background()
+	for _, v := range []string{"v1", "v2"} {
+		img := versionImage("service", v)
+		img.Files["/etc/group"] = "root:x:0:\naudio:x:29:\n"
+		env.ImportImage(t, img)
+	}
+	spec := serviceSpec(serviceImage("v1"))
+	create(t, e, spec)
+	checkService(t, env, spec.Name, "0")
+
+	pid := env.TaskPID(t, spec.Name)
+	spec.Resources.CpusetCPUs, spec.Resources.MemoryReservationMiB = "1", 32
+	if _, err := e.Update(ctx, spec.Name, spec); err != nil {
+		t.Fatal(err)
+	}
+	if env.TaskPID(t, spec.Name) != pid {
+		t.Fatal("a new cpuset and soft limit restarted the task")
+	}
+	if got := mustExec(t, env, spec.Name, "sh", "-c", "grep ^Cpus_allowed_list: /proc/1/status | cut -f2"); got != "1" {
+		t.Fatalf("cpuset after the live update: %q, want 1", got)
+	}
+	if got := softLimit(t, env, spec.Name); got != fmt.Sprint(32<<20) {
+		t.Fatalf("soft limit after the live update: %q", got)
+	}
+	spec.Resources.CpusetCPUs, spec.Resources.MemoryReservationMiB = "0", 64
+
+	spec.Ulimits[0] = engine.Ulimit{Name: "nofile", Soft: 4096, Hard: 16384}
+	if _, err := e.Update(ctx, spec.Name, spec); err != nil {
+		t.Fatal(err)
+	}
+	if env.TaskPID(t, spec.Name) == pid {
+		t.Fatal("a new ulimit did not restart the task")
+	}
+	if got := mustExec(t, env, spec.Name, "sh", "-c", "ulimit -n"); got != "4096" {
+		t.Fatalf("nofile after the restart: %q, want 4096", got)
+	}
+	spec.Ulimits[0].Soft = 16384
+	if _, err := e.Update(ctx, spec.Name, spec); err != nil {
+		t.Fatal(err)
+	}
+	checkService(t, env, spec.Name, "0")
+
+	spec.Image = serviceImage("v2")
+	if _, err := e.Update(ctx, spec.Name, spec); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustExec(t, env, spec.Name, "cat", "/version"); got != "v2" {
+		t.Fatalf("/version after the upgrade: %q", got)
+	}
+	checkService(t, env, spec.Name, "0")
+}
+
+// A host-level sysctl and a group the image does not have are refused
+// with the reason, and nothing is created.
+func TestServiceSettingsRefused(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := context.Background()
+	img := versionImage("service", "v1")
+	img.Files["/etc/group"] = "root:x:0:\naudio:x:29:\n"
+	env.ImportImage(t, img)
+	for _, tc := range []struct {
+		name string
+		edit func(*engine.ContainerSpec)
+		want string
+	}{
+		{"host sysctl", func(s *engine.ContainerSpec) { s.Sysctls = map[string]string{"vm.max_map_count": "262144"} }, "is not namespaced"},
+		{"unknown group", func(s *engine.ContainerSpec) { s.GroupAdd = []string{"video"} }, "video"},
+		{"missing device", func(s *engine.ContainerSpec) { s.Devices = []engine.Device{{HostPath: "/dev/pouch-no-such-device"}} }, "pouch-no-such-device"},
+		{"a hard limit above containerd's", func(s *engine.ContainerSpec) {
+			s.Ulimits = []engine.Ulimit{{Name: "nofile", Soft: 1 << 20, Hard: 1 << 20}}
+		}, "CAP_SYS_RESOURCE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := serviceSpec(img.Name)
+			spec.Name = "eng-service-refused"
+			tc.edit(&spec)
+			_, err := e.Create(ctx, spec)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("create: %v, want an error naming %q", err, tc.want)
+			}
+			if _, err := e.Inspect(ctx, spec.Name); err == nil {
+				t.Fatal("a refused create left a container")
+			}
+		})
+	}
+}
