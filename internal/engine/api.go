@@ -23,7 +23,7 @@ type API interface {
 	PullImage(ctx context.Context, spec ImageSpec) (Image, error)
 	ImportImage(ctx context.Context, spec ImageSpec, archive io.Reader) (Image, error)
 	InspectImage(ctx context.Context, spec ImageSpec) (Image, error)
-	DeleteImage(ctx context.Context, name, digest string) error
+	DeleteImage(ctx context.Context, name, digest, owner string) error
 	// RegistryDigest is the digest of an image reference in its registry
 	// now, without pulling it.
 	RegistryDigest(ctx context.Context, ref string) (string, error)

@@ -132,7 +132,7 @@ func (e *Engine) pullAndUnpack(ctx context.Context, client *containerd.Client, n
 				map[string]any{"image": name, "error": err.Error()})
 		case err != nil:
 			return nil, err
-		case present && img.Target().Digest.String() == dgst:
+		case present && img.Target().Digest.String() == dgst && hasPlatform(ctx, img, platform):
 			e.log.Debug(ctx, "the image on the host is the registry's", map[string]any{"image": name, "digest": dgst})
 		default:
 			if present {
@@ -176,6 +176,17 @@ func (e *Engine) pullAndUnpack(ctx context.Context, client *containerd.Client, n
 		}
 	}
 	return img, nil
+}
+
+// hasPlatform reports whether the content of img's manifest for platform
+// ("" for the host's, which a present image always has) is on the host: a
+// multi-platform image pulled for one platform lacks the others'.
+func hasPlatform(ctx context.Context, img containerd.Image, platform string) bool {
+	if platform == "" {
+		return true
+	}
+	_, err := img.Spec(ctx)
+	return err == nil
 }
 
 // PinnedReference is ref pinned to digest: its repository (with the tag

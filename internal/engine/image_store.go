@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,9 +26,25 @@ import (
 // pinned name finds it on the host, even when the name was not pulled from
 // a registry.
 
-// imageLabel marks the image records that pouch made (PullImage,
-// ImportImage): the only ones DeleteImage removes.
-const imageLabel = "io.pouch.image"
+// ownerLabelPrefix names the labels of an image record that pouch made
+// (PullImage, ImportImage), one per owner (a pouch_image resource), whose
+// value is "stored". DeleteImage removes its owner's label, and the record
+// with the last one; a record that had none when pouch came to it was not
+// made by pouch, and never gets one.
+const ownerLabelPrefix = "io.pouch.image/"
+
+// ownerLabel is the label of owner on the image records it stored.
+func ownerLabel(owner string) string { return ownerLabelPrefix + owner }
+
+// owned reports whether an image record has an owner.
+func owned(rec images.Image) bool {
+	for k := range rec.Labels {
+		if strings.HasPrefix(k, ownerLabelPrefix) {
+			return true
+		}
+	}
+	return false
+}
 
 // ImageSpec names an image to pull or import.
 type ImageSpec struct {
@@ -38,6 +55,10 @@ type ImageSpec struct {
 	// Platform is "os/arch[/variant]", "" for the host's. An image of a
 	// platform the host cannot run is stored, not unpacked.
 	Platform string `json:"platform,omitempty"`
+	// Owner names who stores the image (a pouch_image resource): several
+	// owners may store one image, which DeleteImage removes with the last.
+	// "" only reads (InspectImage).
+	Owner string `json:"owner,omitempty"`
 }
 
 // Image is an image on the containerd host.
@@ -56,15 +77,16 @@ type Image struct {
 	// config and (compressed) layers.
 	Size int64 `json:"size"`
 	// Managed says that pouch stored the image under Name (PullImage,
-	// ImportImage): DeleteImage removes it.
+	// ImportImage), for one owner or more.
 	Managed bool `json:"managed"`
 }
 
 // ErrImageInUse means an image cannot be removed: a container runs from it.
 var ErrImageInUse = errors.New("image is in use")
 
-// maxIndexBytes bounds the index.json an archive may hold.
-const maxIndexBytes = 4 << 20
+// maxMetadataBytes bounds the index.json, manifests and configs an
+// archive may hold: each is read whole into memory.
+const maxMetadataBytes = 4 << 20
 
 // checkImageSpec returns spec's name normalized, and its platform
 // normalized ("" for the host's).
@@ -74,6 +96,9 @@ func checkImageSpec(spec ImageSpec) (name, platform string, _ error) {
 	}
 	if err := CheckPlatform(spec.Platform); err != nil {
 		return "", "", fmt.Errorf("%w: platform %v", ErrInvalidSpec, err)
+	}
+	if strings.ContainsAny(spec.Owner, "/ ") || len(spec.Owner) > 64 {
+		return "", "", fmt.Errorf("%w: image owner %q: use letters and digits", ErrInvalidSpec, spec.Owner)
 	}
 	name, _ = NormalizeImage(spec.Name)
 	if spec.Platform != "" {
@@ -116,7 +141,8 @@ func (e *Engine) PullImage(ctx context.Context, spec ImageSpec) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	_, err = client.ImageService().Get(ctx, name)
+	is := client.ImageService()
+	old, err := is.Get(ctx, name)
 	existed := err == nil
 	if err != nil && !errdefs.IsNotFound(err) {
 		return Image{}, fmt.Errorf("look up image %q: %w", name, err)
@@ -126,15 +152,78 @@ func (e *Engine) PullImage(ctx context.Context, spec ImageSpec) (Image, error) {
 		return Image{}, err
 	}
 	if err := checkPlatform(ctx, img, platform); err != nil {
+		// Put the name back as it was: nothing is changed.
 		if !existed {
-			_ = client.ImageService().Delete(ctx, name)
+			_ = is.Delete(ctx, name)
+		} else if _, rerr := is.Update(ctx, old, "target"); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("put image %q back at %s: %w", name, old.Target.Digest, rerr))
 		}
 		return Image{}, fmt.Errorf("pull image %q: %w", name, err)
 	}
-	if err := storeImage(ctx, client, img.Metadata(), !existed); err != nil {
+	// A pull rewrites the record whole: this owner's label is added, and
+	// the others' put back while the name is still their image, unless
+	// pouch did not make the record.
+	if !existed || owned(old) {
+		labels := map[string]string{}
+		for k, v := range old.Labels {
+			if strings.HasPrefix(k, ownerLabelPrefix) && old.Target.Digest == img.Target().Digest {
+				labels[k] = v
+			}
+		}
+		if spec.Owner != "" {
+			labels[ownerLabel(spec.Owner)] = "stored"
+		}
+		if err := setLabels(ctx, is, name, labels); err != nil {
+			return Image{}, err
+		}
+	}
+	if err := storePinned(ctx, is, name, img.Target(), spec.Owner); err != nil {
 		return Image{}, err
 	}
 	return e.describeImage(ctx, client, name, platform)
+}
+
+// setLabels sets labels on image record name, leaving its others.
+func setLabels(ctx context.Context, is images.Store, name string, labels map[string]string) error {
+	if len(labels) == 0 {
+		return nil
+	}
+	paths := make([]string, 0, len(labels))
+	for k := range labels {
+		paths = append(paths, "labels."+k)
+	}
+	if _, err := is.Update(ctx, images.Image{Name: name, Labels: labels}, paths...); err != nil {
+		return fmt.Errorf("label image %q: %w", name, err)
+	}
+	return nil
+}
+
+// storePinned stores target under the pinned name of name too, for owner:
+// a new record, or owner's label on one that pouch made.
+func storePinned(ctx context.Context, is images.Store, name string, target ocispec.Descriptor, owner string) error {
+	pinned, err := PinnedReference(name, target.Digest.String())
+	if err != nil || pinned == name {
+		return err
+	}
+	rec := images.Image{Name: pinned, Target: target}
+	if owner != "" {
+		rec.Labels = map[string]string{ownerLabel(owner): "stored"}
+	}
+	_, err = is.Create(ctx, rec)
+	if !errdefs.IsAlreadyExists(err) {
+		if err != nil {
+			return fmt.Errorf("store image %q: %w", pinned, err)
+		}
+		return nil
+	}
+	existing, err := is.Get(ctx, pinned)
+	if err != nil {
+		return fmt.Errorf("look up image %q: %w", pinned, err)
+	}
+	if owner != "" && owned(existing) {
+		return setLabels(ctx, is, pinned, rec.Labels)
+	}
+	return nil
 }
 
 // ImportImage stores the image of an OCI image layout or `docker save`
@@ -174,8 +263,16 @@ func (e *Engine) ImportImage(ctx context.Context, spec ImageSpec, r io.Reader) (
 	// as a pull does, and check that all of it is there (in the archive,
 	// or in the content store already).
 	present := images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		if _, err := cs.Info(ctx, desc.Digest); err != nil {
+		info, err := cs.Info(ctx, desc.Digest)
+		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", desc.MediaType, desc.Digest, err)
+		}
+		if info.Size != desc.Size {
+			return nil, fmt.Errorf("%s %s is %d bytes, and its descriptor says %d", desc.MediaType, desc.Digest, info.Size, desc.Size)
+		}
+		if (images.IsManifestType(desc.MediaType) || images.IsIndexType(desc.MediaType) || images.IsConfigType(desc.MediaType)) &&
+			info.Size > maxMetadataBytes {
+			return nil, fmt.Errorf("%s %s is %d bytes, more than the %d accepted", desc.MediaType, desc.Digest, info.Size, maxMetadataBytes)
 		}
 		return nil, nil
 	})
@@ -185,12 +282,13 @@ func (e *Engine) ImportImage(ctx context.Context, spec ImageSpec, r io.Reader) (
 		return Image{}, fmt.Errorf("import image %q: the archive's image is incomplete, or has no manifest for platform %s: %w",
 			name, platformOrHost(platform), err)
 	}
-	old, err := client.ImageService().Get(ctx, name)
+	is := client.ImageService()
+	old, err := is.Get(ctx, name)
 	existed := err == nil
 	switch {
 	case err != nil && !errdefs.IsNotFound(err):
 		return Image{}, fmt.Errorf("look up image %q: %w", name, err)
-	case existed && old.Target.Digest != target.Digest && old.Labels[imageLabel] == "":
+	case existed && old.Target.Digest != target.Digest && !owned(old):
 		return Image{}, fmt.Errorf("%w: image %q is already on the containerd host as another image (%s), which pouch did not "+
 			"store: give the archive's image another name, or remove that one first (ctr -n %s images rm %s)",
 			ErrInvalidSpec, name, old.Target.Digest, e.opts.Namespace, name)
@@ -205,7 +303,33 @@ func (e *Engine) ImportImage(ctx context.Context, spec ImageSpec, r io.Reader) (
 			return Image{}, fmt.Errorf("unpack image %q: %w", name, err)
 		}
 	}
-	if err := storeImage(ctx, client, record, true); err != nil {
+	record.Labels = map[string]string{}
+	if spec.Owner != "" {
+		record.Labels[ownerLabel(spec.Owner)] = "stored"
+	}
+	switch {
+	case !existed:
+		if _, err := is.Create(ctx, record); err != nil {
+			return Image{}, fmt.Errorf("store image %q: %w (another process may have stored it meanwhile: apply again)", name, err)
+		}
+	case owned(old) && old.Target.Digest == target.Digest:
+		if err := setLabels(ctx, is, name, record.Labels); err != nil {
+			return Image{}, err
+		}
+	case owned(old):
+		// Another image now: its owners were the old image's.
+		for k, v := range old.Labels {
+			if !strings.HasPrefix(k, ownerLabelPrefix) {
+				record.Labels[k] = v
+			}
+		}
+		if _, err := is.Update(ctx, record, "target", "labels"); err != nil {
+			return Image{}, fmt.Errorf("store image %q: %w", name, err)
+		}
+	default:
+		// The same image, under a name pouch did not store: left as it is.
+	}
+	if err := storePinned(ctx, is, name, target, spec.Owner); err != nil {
 		return Image{}, err
 	}
 	e.log.Info(ctx, "imported image", map[string]any{"image": name, "digest": target.Digest.String()})
@@ -232,8 +356,8 @@ func archiveImage(ctx context.Context, cs content.Store, index ocispec.Descripto
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("read the archive's index: %w", err)
 	}
-	if info.Size > maxIndexBytes {
-		return ocispec.Descriptor{}, fmt.Errorf("the archive's index is %d bytes, more than the %d accepted", info.Size, maxIndexBytes)
+	if info.Size > maxMetadataBytes {
+		return ocispec.Descriptor{}, fmt.Errorf("the archive's index is %d bytes, more than the %d accepted", info.Size, maxMetadataBytes)
 	}
 	data, err := content.ReadBlob(ctx, cs, index)
 	if err != nil {
@@ -243,9 +367,13 @@ func archiveImage(ctx context.Context, cs content.Store, index ocispec.Descripto
 	if err := json.Unmarshal(data, &idx); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("the archive's index is not an image index: %w", err)
 	}
+	// One image saved under several names (docker save app:1 app:latest)
+	// is one entry per name, of one digest.
 	var found []ocispec.Descriptor
 	for _, m := range idx.Manifests {
-		if _, referrer := m.Annotations[images.AnnotationManifestSubject]; !referrer {
+		_, referrer := m.Annotations[images.AnnotationManifestSubject]
+		seen := slices.ContainsFunc(found, func(f ocispec.Descriptor) bool { return f.Digest == m.Digest })
+		if !referrer && !seen {
 			found = append(found, m)
 		}
 	}
@@ -278,33 +406,6 @@ func platformOrHost(platform string) string {
 		return platforms.Format(platforms.DefaultSpec()) + " (the host's)"
 	}
 	return platform
-}
-
-// storeImage stores img under its name (marked as pouch's when mark) and,
-// when that is not it, under its pinned name, marked as pouch's if pouch
-// makes it.
-func storeImage(ctx context.Context, client *containerd.Client, img images.Image, mark bool) error {
-	is := client.ImageService()
-	if mark {
-		img.Labels = map[string]string{imageLabel: "managed"}
-		if _, err := is.Update(ctx, img, "target", "labels."+imageLabel); err != nil {
-			if !errdefs.IsNotFound(err) {
-				return fmt.Errorf("store image %q: %w", img.Name, err)
-			}
-			if _, err := is.Create(ctx, img); err != nil && !errdefs.IsAlreadyExists(err) {
-				return fmt.Errorf("store image %q: %w", img.Name, err)
-			}
-		}
-	}
-	pinned, err := PinnedReference(img.Name, img.Target.Digest.String())
-	if err != nil || pinned == img.Name {
-		return err
-	}
-	_, err = is.Create(ctx, images.Image{Name: pinned, Target: img.Target, Labels: map[string]string{imageLabel: "managed"}})
-	if err != nil && !errdefs.IsAlreadyExists(err) {
-		return fmt.Errorf("store image %q: %w", pinned, err)
-	}
-	return nil
 }
 
 // InspectImage reads spec's image on the host, the config of its
@@ -349,20 +450,25 @@ func (e *Engine) describeImage(ctx context.Context, client *containerd.Client, n
 		Platform:        platforms.Format(platforms.Normalize(spec.Platform)),
 		Config:          imageConfigOf(spec.Config),
 		Size:            size,
-		Managed:         rec.Labels[imageLabel] != "",
+		Managed:         owned(rec),
 	}, nil
 }
 
 // DeleteImage removes what PullImage or ImportImage stored of image name
-// at digest: its name, while the name still is that image (a later pull
-// or import may have moved it), and its pinned name; each only when pouch
-// stored it. It is refused, wrapping ErrImageInUse and naming the
-// containers, while a container runs from a name it would remove. An
-// image that is not there is no error.
-func (e *Engine) DeleteImage(ctx context.Context, name, digest string) error {
-	name, _, err := checkImageSpec(ImageSpec{Name: name})
+// at digest for owner: owner's label on its name (while the name still is
+// that image: a later pull or import may have moved it) and on its pinned
+// name, and each record whose last owner owner was. A record pouch did not
+// make is never touched. Removing a record is refused, wrapping
+// ErrImageInUse and naming the containers, while a container runs from it
+// (or would go back to it: an upgrade in progress); then nothing changes.
+// An image that is not there is no error.
+func (e *Engine) DeleteImage(ctx context.Context, name, digest, owner string) error {
+	name, _, err := checkImageSpec(ImageSpec{Name: name, Owner: owner})
 	if err != nil {
 		return err
+	}
+	if owner == "" {
+		return fmt.Errorf("%w: DeleteImage of %s names no owner", ErrInvalidSpec, name)
 	}
 	pinned, err := PinnedReference(name, digest)
 	if err != nil {
@@ -374,8 +480,8 @@ func (e *Engine) DeleteImage(ctx context.Context, name, digest string) error {
 		return err
 	}
 	is := client.ImageService()
-	var remove []string
-	for _, n := range []string{name, pinned} {
+	var unlabel, remove []string
+	for _, n := range slices.Compact([]string{name, pinned}) {
 		rec, err := is.Get(ctx, n)
 		switch {
 		case errdefs.IsNotFound(err):
@@ -385,25 +491,37 @@ func (e *Engine) DeleteImage(ctx context.Context, name, digest string) error {
 		case rec.Target.Digest.String() != digest:
 			e.log.Info(ctx, "image name now names another image: left on the host", map[string]any{"image": n,
 				"digest": rec.Target.Digest.String()})
-		case rec.Labels[imageLabel] == "":
-			e.log.Info(ctx, "image not stored by pouch: left on the host", map[string]any{"image": n})
-		default:
-			if len(remove) == 0 || remove[0] != n {
-				remove = append(remove, n)
-			}
+			continue
+		}
+		if _, ok := rec.Labels[ownerLabel(owner)]; !ok {
+			e.log.Info(ctx, "image not stored by this owner: left on the host", map[string]any{"image": n})
+			continue
+		}
+		delete(rec.Labels, ownerLabel(owner))
+		if owned(rec) {
+			unlabel = append(unlabel, n)
+		} else {
+			remove = append(remove, n)
 		}
 	}
-	if len(remove) == 0 {
-		return nil
+	if len(remove) > 0 {
+		users, err := imageUsers(ctx, client, remove)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("%w: container %s runs from %s: upgrade or delete %s first. When a pouch_image that "+
+				"containers use is replaced, give it lifecycle { create_before_destroy = true }, so that they move to the "+
+				"new image before the old one is removed", ErrImageInUse, strings.Join(users, ", "), name, pronoun(users))
+		}
 	}
-	users, err := imageUsers(ctx, client, remove)
-	if err != nil {
-		return err
-	}
-	if len(users) > 0 {
-		return fmt.Errorf("%w: container %s runs from %s: upgrade or delete %s first. When a pouch_image that "+
-			"containers use is replaced, give it lifecycle { create_before_destroy = true }, so that they move to the "+
-			"new image before the old one is removed", ErrImageInUse, strings.Join(users, ", "), name, pronoun(users))
+	for _, n := range unlabel {
+		// A field path naming a label the record is given without it
+		// removes that label.
+		if _, err := is.Update(ctx, images.Image{Name: n}, "labels."+ownerLabel(owner)); err != nil {
+			return fmt.Errorf("unlabel image %q: %w", n, err)
+		}
+		e.log.Debug(ctx, "image kept for its other owners", map[string]any{"image": n})
 	}
 	for _, n := range remove {
 		if err := is.Delete(ctx, n); err != nil && !errdefs.IsNotFound(err) {
@@ -421,7 +539,8 @@ func pronoun(users []string) string {
 	return "them"
 }
 
-// imageUsers lists the containers whose image is one of names.
+// imageUsers lists the containers whose image is one of names, or whose
+// upgrade in progress would go back to one.
 func imageUsers(ctx context.Context, client *containerd.Client, names []string) ([]string, error) {
 	all, err := client.ContainerService().List(ctx)
 	if err != nil {
@@ -429,11 +548,9 @@ func imageUsers(ctx context.Context, client *containerd.Client, names []string) 
 	}
 	var users []string
 	for _, c := range all {
-		for _, n := range names {
-			if c.Image == n {
-				users = append(users, c.ID)
-				break
-			}
+		j, _ := readJournal(c)
+		if slices.Contains(names, c.Image) || (j.Phase != "" && slices.Contains(names, j.OldImage)) {
+			users = append(users, c.ID)
 		}
 	}
 	sort.Strings(users)

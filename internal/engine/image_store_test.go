@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
@@ -40,7 +43,7 @@ func TestPullImageAndRemoveIt(t *testing.T) {
 	src := versionImage("store", "v1")
 	src.Entrypoint, src.Volumes = []string{"/bin/sh", "-c"}, []string{"/data"}
 	ref := env.PushImage(t, "pouchtest/store-pull:v1", src)
-	img, err := e.PullImage(ctx, engine.ImageSpec{Name: ref})
+	img, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Owner: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +66,7 @@ func TestPullImageAndRemoveIt(t *testing.T) {
 	if _, err := e.Create(ctx, spec); err != nil {
 		t.Fatalf("a container of the pinned name, pull_policy never: %v", err)
 	}
-	err = e.DeleteImage(ctx, ref, img.Digest)
+	err = e.DeleteImage(ctx, ref, img.Digest, "a")
 	if !errors.Is(err, engine.ErrImageInUse) || !strings.Contains(err.Error(), "eng-store-user") ||
 		!strings.Contains(err.Error(), "create_before_destroy") {
 		t.Fatalf("removing the image of a running container: %v, want ErrImageInUse naming it", err)
@@ -77,7 +80,7 @@ func TestPullImageAndRemoveIt(t *testing.T) {
 	if err := e.Delete(ctx, spec.Name); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DeleteImage(ctx, ref, img.Digest); err != nil {
+	if err := e.DeleteImage(ctx, ref, img.Digest, "a"); err != nil {
 		t.Fatalf("remove an image no container uses: %v", err)
 	}
 	if _, err := e.InspectImage(ctx, engine.ImageSpec{Name: ref}); !errors.Is(err, engine.ErrNotFound) {
@@ -86,31 +89,33 @@ func TestPullImageAndRemoveIt(t *testing.T) {
 	if imageTarget(t, env, img.PinnedReference) != "" {
 		t.Fatal("the pinned name is left after the removal")
 	}
-	if err := e.DeleteImage(ctx, ref, img.Digest); err != nil {
+	if err := e.DeleteImage(ctx, ref, img.Digest, "a"); err != nil {
 		t.Fatalf("remove it again: %v, want nothing to do", err)
 	}
 }
 
-// Pulling a tag that moved stores its new image; removing the old one
-// then leaves the tag (now the new image) and removes only the old pinned
-// name, as a replaced pouch_image with create_before_destroy does.
+// Pulling a tag that moved stores its new image for its new owner;
+// removing the old one then leaves the tag (now the new image) and removes
+// only the old pinned name, as a replaced pouch_image with
+// create_before_destroy does. The last owner's removal removes the tag.
 func TestPullImageFollowsAMovedTag(t *testing.T) {
 	e, env := newEngine(t)
 	ctx := context.Background()
 	ref := env.PushImage(t, "pouchtest/store-moved:v1", versionImage("store-moved", "one"))
-	old, err := e.PullImage(ctx, engine.ImageSpec{Name: ref})
+	old, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Owner: "old"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	env.PushImage(t, "pouchtest/store-moved:v1", versionImage("store-moved", "two"))
-	moved, err := e.PullImage(ctx, engine.ImageSpec{Name: ref})
+	moved, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Owner: "new"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if moved.Digest == old.Digest || imageTarget(t, env, ref) != moved.Digest {
-		t.Fatalf("after the tag moved: pulled %s (was %s), the tag names %s", moved.Digest, old.Digest, imageTarget(t, env, ref))
+	if moved.Digest == old.Digest || imageTarget(t, env, ref) != moved.Digest || !moved.Managed {
+		t.Fatalf("after the tag moved: pulled %s (was %s, managed %v), the tag names %s", moved.Digest, old.Digest,
+			moved.Managed, imageTarget(t, env, ref))
 	}
-	if err := e.DeleteImage(ctx, ref, old.Digest); err != nil {
+	if err := e.DeleteImage(ctx, ref, old.Digest, "old"); err != nil {
 		t.Fatal(err)
 	}
 	if imageTarget(t, env, ref) != moved.Digest || imageTarget(t, env, moved.PinnedReference) != moved.Digest {
@@ -119,22 +124,81 @@ func TestPullImageFollowsAMovedTag(t *testing.T) {
 	if imageTarget(t, env, old.PinnedReference) != "" {
 		t.Fatalf("the old pinned name %s is left", old.PinnedReference)
 	}
-	if err := e.DeleteImage(ctx, ref, moved.Digest); err != nil {
+	if err := e.DeleteImage(ctx, ref, moved.Digest, "new"); err != nil {
 		t.Fatal(err)
+	}
+	if imageTarget(t, env, ref) != "" || imageTarget(t, env, moved.PinnedReference) != "" {
+		t.Fatal("the last owner's removal left the image")
+	}
+}
+
+// Two owners of one image (a pouch_image replaced by one of the same
+// digest): removing the first leaves the image to the second, whose
+// removal removes it.
+func TestImageOfTwoOwners(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := context.Background()
+	ref := env.PushImage(t, "pouchtest/store-owners:v1", versionImage("store-owners", "v1"))
+	a, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Owner: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Owner: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	spec := engine.ContainerSpec{Name: "eng-store-owners", Image: a.PinnedReference, PullPolicy: engine.PullNever,
+		Running: true, NetworkMode: engine.NetworkNone}
+	create(t, e, spec)
+	if err := e.DeleteImage(ctx, ref, a.Digest, "a"); err != nil {
+		t.Fatalf("remove the first owner's image, which the second still stores: %v", err)
+	}
+	if imageTarget(t, env, ref) != a.Digest || imageTarget(t, env, a.PinnedReference) != a.Digest {
+		t.Fatal("the first owner's removal removed the second's image")
+	}
+	if err := e.DeleteImage(ctx, ref, a.Digest, "b"); !errors.Is(err, engine.ErrImageInUse) {
+		t.Fatalf("the last owner's removal while a container runs from it: %v, want ErrImageInUse", err)
+	}
+	if err := e.Delete(ctx, spec.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DeleteImage(ctx, ref, a.Digest, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if imageTarget(t, env, ref) != "" {
+		t.Fatal("the last owner's removal left the image")
 	}
 }
 
 // An image already on the host that pouch did not store (imported by
-// hand, pulled by a container) is left by DeleteImage.
+// hand, pulled by a container) is never taken over: importing the same
+// image under its name stores only the pinned name, and removing it leaves
+// the name.
 func TestDeleteImageLeavesWhatPouchDidNotStore(t *testing.T) {
 	e, env := newEngine(t)
+	ctx := context.Background()
 	img := versionImage("store-foreign", "v1")
 	dgst := env.ImportImage(t, img)
-	if err := e.DeleteImage(context.Background(), img.Name, dgst); err != nil {
+	archive, _ := testenv.OCIArchive(t, img)
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := e.ImportImage(ctx, engine.ImageSpec{Name: img.Name, Owner: "a"}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Managed {
+		t.Fatal("the import took over an image pouch did not store")
+	}
+	if err := e.DeleteImage(ctx, img.Name, dgst, "a"); err != nil {
 		t.Fatal(err)
 	}
 	if imageTarget(t, env, img.Name) != dgst {
 		t.Fatal("DeleteImage removed an image pouch did not store")
+	}
+	if imageTarget(t, env, got.PinnedReference) != "" {
+		t.Fatal("DeleteImage left the pinned name it stored")
 	}
 }
 
@@ -148,21 +212,21 @@ func TestPullImagePlatform(t *testing.T) {
 	if runtime.GOARCH == "arm64" {
 		other = "linux/amd64"
 	}
-	_, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Platform: other})
-	if err == nil || !strings.Contains(err.Error(), "platform") {
+	_, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Platform: other, Owner: "a"})
+	if err == nil || !strings.Contains(err.Error(), "has no manifest for the platform asked, "+other) {
 		t.Fatalf("pull for %s of an image built for %s: %v, want a refusal naming the platform", other, runtime.GOARCH, err)
 	}
 	if imageTarget(t, env, ref) != "" {
 		t.Fatal("a refused pull stored the image")
 	}
-	img, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Platform: "linux/" + runtime.GOARCH})
+	img, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Platform: "linux/" + runtime.GOARCH, Owner: "a"})
 	if err != nil || img.Platform != "linux/"+runtime.GOARCH {
 		t.Fatalf("pull for the host's platform: %+v, %v", img, err)
 	}
 	if _, err := e.PullImage(ctx, engine.ImageSpec{Name: ref, Platform: "amd64"}); !errors.Is(err, engine.ErrInvalidSpec) {
 		t.Fatalf("platform \"amd64\": %v, want ErrInvalidSpec", err)
 	}
-	if err := e.DeleteImage(ctx, ref, img.Digest); err != nil {
+	if err := e.DeleteImage(ctx, ref, img.Digest, "a"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -183,7 +247,7 @@ func TestImportImageIgnoresTheArchivesNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	img, err := e.ImportImage(ctx, engine.ImageSpec{Name: "pouchtest/store-imported:v1"}, f)
+	img, err := e.ImportImage(ctx, engine.ImageSpec{Name: "pouchtest/store-imported:v1", Owner: "a"}, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,17 +265,19 @@ func TestImportImageIgnoresTheArchivesNames(t *testing.T) {
 	}
 }
 
-// A `docker save` archive imports too.
+// A `docker save` archive imports too, one image saved under two tags
+// included.
 func TestImportDockerArchive(t *testing.T) {
 	e, env := newEngine(t)
 	ctx := context.Background()
-	path := testenv.DockerArchive(t, versionImage("store-docker", "saved"), "docker.io/pouchtest/whatever:tag")
+	path := testenv.DockerArchive(t, versionImage("store-docker", "saved"), "docker.io/pouchtest/whatever:tag",
+		"docker.io/pouchtest/whatever:latest")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	img, err := e.ImportImage(ctx, engine.ImageSpec{Name: "pouchtest/store-docker:v1"}, f)
+	img, err := e.ImportImage(ctx, engine.ImageSpec{Name: "pouchtest/store-docker:v1", Owner: "a"}, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +334,49 @@ func rewriteArchive(t *testing.T, path string, edit func(name string, data []byt
 	return p
 }
 
+// mergeArchives writes an OCI archive holding the images of the OCI
+// archives a and b: their blobs, and both indexes' entries.
+func mergeArchives(t *testing.T, a, b string) string {
+	t.Helper()
+	files := map[string][]byte{}
+	var manifests []ocispec.Descriptor
+	for _, p := range []string{a, b} {
+		rewriteArchive(t, p, func(name string, data []byte) []byte {
+			if name == ocispec.ImageIndexFile {
+				var idx ocispec.Index
+				if err := json.Unmarshal(data, &idx); err != nil {
+					t.Fatal(err)
+				}
+				manifests = append(manifests, idx.Manifests...)
+			} else {
+				files[name] = data
+			}
+			return data
+		})
+	}
+	index, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: manifests})
+	files[ocispec.ImageIndexFile] = index
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(files[name]))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(files[name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "merged.tar")
+	if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // Archives that cannot be imported are refused with the reason, and no
 // image is stored; an image of the name that pouch did not store is not
 // replaced.
@@ -275,20 +384,8 @@ func TestImportImageRefusals(t *testing.T) {
 	e, env := newEngine(t)
 	ctx := context.Background()
 	good, _ := testenv.OCIArchive(t, versionImage("store-refused", "v1"))
-	twoImages := rewriteArchive(t, good, func(name string, data []byte) []byte {
-		if name != ocispec.ImageIndexFile {
-			return data
-		}
-		var idx ocispec.Index
-		if err := json.Unmarshal(data, &idx); err != nil {
-			t.Fatal(err)
-		}
-		second := idx.Manifests[0]
-		second.Annotations = map[string]string{ocispec.AnnotationRefName: "other"}
-		idx.Manifests = append(idx.Manifests, second)
-		out, _ := json.Marshal(idx)
-		return out
-	})
+	other, _ := testenv.OCIArchive(t, versionImage("store-refused", "other"))
+	twoImages := mergeArchives(t, good, other)
 	// (Of an image of its own: a refused import's content stays in the
 	// content store until containerd collects it.)
 	incomplete, _ := testenv.OCIArchive(t, versionImage("store-refused", "incomplete"))
@@ -297,6 +394,27 @@ func TestImportImageRefusals(t *testing.T) {
 			return nil
 		}
 		return data
+	})
+	// An index whose manifest is a 5 MiB blob (the pad layer's).
+	padded := versionImage("store-refused", "padded")
+	padded.PadBytes = 5 << 20
+	paddedArchive, _ := testenv.OCIArchive(t, padded)
+	var biggest string
+	var biggestSize int
+	rewriteArchive(t, paddedArchive, func(name string, data []byte) []byte {
+		if strings.HasPrefix(name, "blobs/sha256/") && len(data) > biggestSize {
+			biggest, biggestSize = strings.TrimPrefix(name, "blobs/sha256/"), len(data)
+		}
+		return data
+	})
+	hugeManifest := rewriteArchive(t, paddedArchive, func(name string, data []byte) []byte {
+		if name != ocispec.ImageIndexFile {
+			return data
+		}
+		out, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex,
+			Manifests: []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.Digest("sha256:" + biggest),
+				Size: int64(biggestSize)}}})
+		return out
 	})
 	notAnArchive := filepath.Join(t.TempDir(), "notes.txt")
 	if err := os.WriteFile(notAnArchive, []byte("not a tar at all\n"), 0o644); err != nil {
@@ -310,6 +428,7 @@ func TestImportImageRefusals(t *testing.T) {
 	}{
 		{"two images", twoImages, "pouchtest/store-refused:two", "holds 2 images"},
 		{"a blob missing", missingBlob, "pouchtest/store-refused:missing", "incomplete"},
+		{"a manifest of 5 MiB", hugeManifest, "pouchtest/store-refused:huge", "more than the 4194304 accepted"},
 		{"not an archive", notAnArchive, "pouchtest/store-refused:notes", "OCI image layout or a `docker save` tar"},
 		{"a name pouch did not store", good, foreign.Name, "pouch did not store"},
 	} {
@@ -333,5 +452,41 @@ func TestImportImageRefusals(t *testing.T) {
 	}
 	if _, err := e.InspectImage(ctx, engine.ImageSpec{Name: "pouchtest/store-refused:v1"}); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("inspect: %v, want ErrNotFound", err)
+	}
+}
+
+// A rebuilt archive imported under the same name by a new owner (a
+// pouch_image replaced with create_before_destroy) moves the name; the old
+// owner's removal leaves it, and the new owner's removes it.
+func TestImportImageAgain(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := context.Background()
+	const name = "docker.io/pouchtest/store-again:local"
+	imports := map[string]engine.Image{}
+	for _, v := range []string{"one", "two"} {
+		path, _ := testenv.OCIArchive(t, versionImage("store-again", v))
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if imports[v], err = e.ImportImage(ctx, engine.ImageSpec{Name: name, Owner: v}, f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if imageTarget(t, env, name) != imports["two"].Digest {
+		t.Fatal("the second import did not move the name")
+	}
+	if err := e.DeleteImage(ctx, name, imports["one"].Digest, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if imageTarget(t, env, name) != imports["two"].Digest || imageTarget(t, env, imports["one"].PinnedReference) != "" {
+		t.Fatal("the old owner's removal took the new image's name, or left its own pinned name")
+	}
+	if err := e.DeleteImage(ctx, name, imports["two"].Digest, "two"); err != nil {
+		t.Fatal(err)
+	}
+	if imageTarget(t, env, name) != "" || imageTarget(t, env, imports["two"].PinnedReference) != "" {
+		t.Fatal("the last owner's removal left the image")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -42,7 +43,7 @@ func (d *imageDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 			Description: "Platform whose config is read, `os/arch[/variant]`; the host's when not set.",
 			Optional:    true,
 			Computed:    true,
-			Validators:  []validator.String{platformValidator},
+			Validators:  []validator.String{stringvalidator.LengthAtLeast(1), platformValidator},
 		},
 	}
 	for name, desc := range imageConfigDescriptions {

@@ -2,9 +2,12 @@ package provider
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -86,7 +89,7 @@ func (r *imageResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 		"platform": schema.StringAttribute{
 			Description: "Platform of the image to pull or import, `os/arch[/variant]` such as `linux/arm64`; the " +
 				"host's when not set. An image of a platform the host cannot run is stored, not unpacked. " +
-				"Changing it replaces the image.",
+				"Changing it replaces the image; removing it keeps the image of the platform it has.",
 			Optional: true,
 			Computed: true,
 			PlanModifiers: []planmodifier.String{
@@ -94,7 +97,7 @@ func (r *imageResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 				stringplanmodifier.RequiresReplaceIf(platformChanged, "A change of platform replaces the image.",
 					"A change of platform replaces the image."),
 			},
-			Validators: []validator.String{platformValidator},
+			Validators: []validator.String{stringvalidator.LengthAtLeast(1), platformValidator},
 		},
 		"source_archive": schema.StringAttribute{
 			Description: "Path of an OCI image layout tar or a `docker save` tar, on the machine that runs Terraform, " +
@@ -117,8 +120,9 @@ func (r *imageResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 		},
 		"keep_locally": schema.BoolAttribute{
 			Description: "Leave the image on the host when the resource is destroyed (default false). Without it, " +
-				"destroy removes the names pouch stored, refused while a container runs from one of them; an image " +
-				"that was on the host before pouch pulled it is always left. A change updates in place.",
+				"destroy removes the names this resource stored (once no other pouch_image stores them), refused " +
+				"while a container runs from one of them; an image that was on the host before pouch pulled it, or " +
+				"imported with `terraform import`, is always left. A change updates in place.",
 			Optional: true,
 			Computed: true,
 			Default:  booldefault.StaticBool(false),
@@ -212,12 +216,20 @@ func (r *imageResource) Create(ctx context.Context, req resource.CreateRequest, 
 	}
 	ctx, cancel := context.WithTimeout(withEngineLogging(ctx), timeout)
 	defer cancel()
-	spec := engine.ImageSpec{Name: plan.Name.ValueString()}
+	// The image is stored for this resource instance alone: another
+	// pouch_image of the same image (its replacement, with
+	// create_before_destroy) owns it too, and the image stays until the
+	// last owner is destroyed.
+	owner, err := newImageOwner()
+	if err != nil {
+		resp.Diagnostics.AddError("Image creation failed", err.Error())
+		return
+	}
+	spec := engine.ImageSpec{Name: plan.Name.ValueString(), Owner: owner}
 	if !plan.Platform.IsUnknown() {
 		spec.Platform = plan.Platform.ValueString()
 	}
 	var img engine.Image
-	var err error
 	if archive := plan.SourceArchive.ValueString(); archive != "" {
 		tflog.Info(ctx, "importing image", map[string]any{"image": spec.Name, "archive": archive})
 		img, err = importArchive(ctx, eng, spec, archive)
@@ -231,6 +243,37 @@ func (r *imageResource) Create(ctx context.Context, req resource.CreateRequest, 
 	}
 	model := plan.fromEngine(ctx, img, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &model)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateImageOwner, []byte(strconv.Quote(owner)))...)
+}
+
+// privateImageOwner is the private state key of the owner a pouch_image
+// stored its image for; an imported one has none.
+const privateImageOwner = "owner"
+
+// newImageOwner names a new owner of an image.
+func newImageOwner() (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make an owner name for the image: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// imageOwner reads the owner from a resource's private state, "" if none.
+func imageOwner(ctx context.Context, private interface {
+	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
+}, diags *diag.Diagnostics) string {
+	raw, d := private.GetKey(ctx, privateImageOwner)
+	diags.Append(d...)
+	if len(raw) == 0 {
+		return ""
+	}
+	owner, err := strconv.Unquote(string(raw))
+	if err != nil {
+		diags.AddError("Unreadable private state", fmt.Sprintf("The image's owner in the resource's private state is %q: %v. "+
+			"This is a bug in the provider.", raw, err))
+	}
+	return owner
 }
 
 // importArchive imports the archive file at path as spec's image.
@@ -310,6 +353,14 @@ func (r *imageResource) Delete(ctx context.Context, req resource.DeleteRequest, 
 		tflog.Info(ctx, "keep_locally: the image is left on the host", map[string]any{"image": name})
 		return
 	}
+	owner := imageOwner(ctx, req.Private, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if owner == "" {
+		tflog.Info(ctx, "the image was imported, not stored by this resource: it is left on the host", map[string]any{"image": name})
+		return
+	}
 	eng := r.engine(&resp.Diagnostics)
 	timeout, diags := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
 	resp.Diagnostics.Append(diags...)
@@ -319,7 +370,7 @@ func (r *imageResource) Delete(ctx context.Context, req resource.DeleteRequest, 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tflog.Info(ctx, "removing image", map[string]any{"image": name, "digest": state.Digest.ValueString()})
-	err := eng.DeleteImage(ctx, name, state.Digest.ValueString())
+	err := eng.DeleteImage(ctx, name, state.Digest.ValueString(), owner)
 	switch {
 	case errors.Is(err, engine.ErrImageInUse):
 		resp.Diagnostics.AddError(summaryImageInUse, err.Error()+

@@ -86,7 +86,7 @@ resource "pouch_container" "test" {
 	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Factories(),
-		CheckDestroy:             checkDestroyed(t, env, name),
+		CheckDestroy:             resource.ComposeTestCheckFunc(checkDestroyed(t, env, name), checkImageGone(env, &ref)),
 		Steps: []resource.TestStep{
 			{
 				Config: config,

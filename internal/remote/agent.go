@@ -137,16 +137,23 @@ func (a *agent) call(ctx context.Context, e *engine.Engine, req *jsonrpc2.Reques
 		case methodInspectImage:
 			return e.InspectImage(ctx, p.Spec)
 		case methodDeleteImage:
-			return struct{}{}, e.DeleteImage(ctx, p.Spec.Name, p.Digest)
+			return struct{}{}, e.DeleteImage(ctx, p.Spec.Name, p.Digest, p.Owner)
 		default:
-			return a.uploads.importImage(ctx, e, p.Spec, p.Upload)
+			return a.uploads.finish(p.Upload, p.Abort)
 		}
 	case methodImportUpload:
 		var p uploadParams
 		if err := decode(req, &p); err != nil {
 			return nil, err
 		}
-		return a.uploads.write(e.Options().DataRoot, p.Upload, p.Data)
+		upload := p.Upload
+		if upload == "" {
+			if p.Spec == nil {
+				return nil, fmt.Errorf("%s: the first piece of an upload names no image", req.Method)
+			}
+			upload = a.uploads.begin(e, p.Call, *p.Spec, p.Deadline)
+		}
+		return upload, a.uploads.write(upload, p.Data)
 	case methodInspectAll:
 		states, err := e.InspectAll(ctx)
 		wire := make([]wireState, len(states))

@@ -133,16 +133,20 @@ type imageParams struct {
 	Ref    string           `json:"ref,omitempty"`
 	Spec   engine.ImageSpec `json:"spec"`
 	Digest string           `json:"digest,omitempty"`
-	// Upload names an archive sent with importUpload, for importImage.
+	Owner  string           `json:"owner,omitempty"`
+	// Upload names an archive sent with importUpload, for importImage,
+	// which Abort gives up.
 	Upload string `json:"upload,omitempty"`
+	Abort  bool   `json:"abort,omitempty"`
 }
 
-// uploadParams carry one piece of an archive to import: Upload "" starts
-// a new upload, whose name the agent answers.
+// uploadParams carry one piece of an archive to import: Upload "" begins
+// the import of Spec's image, and the agent answers the upload's name.
 type uploadParams struct {
 	callParams
-	Upload string `json:"upload,omitempty"`
-	Data   []byte `json:"data"`
+	Upload string            `json:"upload,omitempty"`
+	Spec   *engine.ImageSpec `json:"spec,omitempty"`
+	Data   []byte            `json:"data"`
 }
 
 type volumeParams struct {

@@ -25,8 +25,9 @@ func OCIArchive(t testing.TB, img imagebuild.Image) (path, digest string) {
 }
 
 // DockerArchive writes img as a `docker save` tar (converted by skopeo
-// from its OCI archive), tagged name, and returns its path.
-func DockerArchive(t testing.TB, img imagebuild.Image, name string) string {
+// from its OCI archive), tagged name and the other tags, and returns its
+// path.
+func DockerArchive(t testing.TB, img imagebuild.Image, name string, tags ...string) string {
 	t.Helper()
 	oci, _ := OCIArchive(t, img)
 	dir := filepath.Dir(oci)
@@ -37,8 +38,11 @@ func DockerArchive(t testing.TB, img imagebuild.Image, name string) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "skopeo", "--policy", policy, "copy", "--quiet",
-		"oci-archive:"+oci, "docker-archive:"+path+":"+name)
+	args := []string{"--policy", policy, "copy", "--quiet"}
+	for _, tag := range tags {
+		args = append(args, "--additional-tag", tag)
+	}
+	cmd := exec.CommandContext(ctx, "skopeo", append(args, "oci-archive:"+oci, "docker-archive:"+path+":"+name)...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("testenv.DockerArchive: skopeo copy: %v\n%s", err, out)

@@ -1,3 +1,3 @@
 # An image already on the host is imported by its reference; destroying
-# the resource then leaves it there unless pouch stored it.
+# the imported resource leaves the image on the host.
 terraform import pouch_image.app registry.example.internal:5000/team/app:stable
