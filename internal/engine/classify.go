@@ -39,7 +39,7 @@ func Classify(old, next ContainerSpec) Change {
 			Hostname: s.Hostname, NetworkMode: networkMode(s), Ports: s.Ports, Mounts: s.Mounts, Security: s.Security,
 			SecretEnvVersion: s.SecretEnvVersion, Log: s.Log.withDefaults(),
 			Ulimits: s.Ulimits, ShmSizeMiB: s.ShmSizeMiB, Sysctls: s.Sysctls, Devices: s.Devices, GroupAdd: s.GroupAdd,
-			OOMScoreAdj: s.OOMScoreAdj,
+			OOMScoreAdj: s.OOMScoreAdj, DNS: s.DNS, ExtraHosts: s.ExtraHosts,
 		}
 	}
 	if !equalSpecs(process(old), process(next)) {
@@ -110,6 +110,12 @@ func equalSpecs(a, b ContainerSpec) bool {
 		}
 		if len(s.GroupAdd) == 0 {
 			s.GroupAdd = nil
+		}
+		if len(s.ExtraHosts) == 0 {
+			s.ExtraHosts = nil
+		}
+		if s.DNS.IsZero() {
+			s.DNS = DNSConfig{}
 		}
 	}
 	norm(&a)

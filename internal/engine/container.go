@@ -117,8 +117,12 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 	if network, err = e.applyNetwork(ctx, spec.Name, networkState{}, network); err != nil {
 		return State{}, err
 	}
+	etc, err := e.etcFiles(spec)
+	if err != nil {
+		return State{}, err
+	}
 	runtimeSpec, err := e.buildRuntimeSpec(ctx, client, runtimeInputs{
-		spec: spec, proc: proc, snapshotKey: key, netnsPath: network.NetNS, mounts: mounts})
+		spec: spec, proc: proc, snapshotKey: key, netnsPath: network.NetNS, mounts: mounts, etc: etc})
 	if err != nil {
 		return State{}, err
 	}
@@ -130,6 +134,9 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 			_ = e.host.RemoveAll(e.containerDir(spec.Name))
 		}
 	}()
+	if err := e.writeEtcFiles(spec.Name, etc); err != nil {
+		return State{}, err
+	}
 	rec := record{Spec: spec, ImageDigest: img.digest(), Network: network, ImageVolumes: volumes.all,
 		SecretEnvKeys: sortedKeys(spec.SecretEnv)}
 	c, err := client.NewContainer(ctx, spec.Name,

@@ -1024,5 +1024,56 @@ func checkService(spec ContainerSpec) error {
 	if err := CheckOOMScoreAdj(int64(spec.OOMScoreAdj)); err != nil {
 		return inField("oom_score_adj", err)
 	}
+	if err := CheckDNS(spec.DNS); err != nil {
+		return err
+	}
+	return CheckExtraHosts(spec.ExtraHosts)
+}
+
+// MaxDNSServers is how many name servers the resolver reads (glibc's
+// MAXNS): more would be ignored.
+const MaxDNSServers = 3
+
+// dnsOption is a resolv.conf option: a word, with a number after ':' for
+// some ("ndots:2", "timeout:1").
+var dnsOption = regexp.MustCompile(`^[a-z][a-z0-9-]*(:[0-9]{1,4})?$`)
+
+// CheckDNS judges a container's own resolv.conf; the error names the
+// attribute.
+func CheckDNS(d DNSConfig) error {
+	if len(d.Servers) > MaxDNSServers {
+		return inField("dns", fmt.Errorf("must name at most %d name servers, the resolver's limit (it ignores the others), got %d",
+			MaxDNSServers, len(d.Servers)))
+	}
+	for i, s := range d.Servers {
+		if _, err := netip.ParseAddr(s); err != nil {
+			return inField(fmt.Sprintf("dns[%d]", i), fmt.Errorf("must be an IP address, got %q", s))
+		}
+	}
+	for i, s := range d.Search {
+		if err := CheckHostname(strings.TrimSuffix(s, ".")); err != nil {
+			return inField(fmt.Sprintf("dns_search[%d]", i), err)
+		}
+	}
+	for i, o := range d.Options {
+		if !dnsOption.MatchString(o) {
+			return inField(fmt.Sprintf("dns_options[%d]", i), fmt.Errorf("must be a resolver option such as \"ndots:2\" or "+
+				"\"rotate\", got %q", o))
+		}
+	}
+	return nil
+}
+
+// CheckExtraHosts judges the names and addresses added to /etc/hosts.
+func CheckExtraHosts(hosts map[string]string) error {
+	for _, name := range sortedKeys(hosts) {
+		at := fmt.Sprintf("extra_hosts[%q]", name)
+		if err := CheckHostname(name); err != nil {
+			return inField(at, fmt.Errorf("names %v", err))
+		}
+		if _, err := netip.ParseAddr(hosts[name]); err != nil {
+			return inField(at, fmt.Errorf("must be an IP address, got %q", hosts[name]))
+		}
+	}
 	return nil
 }

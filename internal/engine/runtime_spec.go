@@ -25,6 +25,7 @@ type runtimeInputs struct {
 	snapshotKey string        // the root filesystem; its /etc/passwd resolves the user
 	netnsPath   string        // the persistent network namespace; "" for host networking
 	mounts      []specs.Mount // volumes, binds, tmpfs and image volumes
+	etc         []etcFile     // /etc/resolv.conf and /etc/hosts: the host's, or the container's own
 }
 
 // buildRuntimeSpec generates the OCI runtime spec of a container. It is a
@@ -37,8 +38,16 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 		oci.WithEnv(proc.Env),
 		oci.WithProcessCwd(proc.WorkingDir),
 		oci.WithHostname(firstNonEmpty(spec.Hostname, spec.Name)),
-		oci.WithHostHostsFile,
-		oci.WithHostResolvconf,
+	}
+	for _, f := range in.etc {
+		switch {
+		case f.Data != nil:
+			opts = append(opts, oci.WithMounts(etcMounts([]etcFile{f})))
+		case f.Target == "/etc/hosts":
+			opts = append(opts, oci.WithHostHostsFile)
+		default:
+			opts = append(opts, oci.WithHostResolvconf)
+		}
 	}
 	if proc.User != "" {
 		opts = append(opts, oci.WithUser(proc.User), oci.WithAdditionalGIDs(proc.User))

@@ -37,6 +37,8 @@ func serviceSpec(image string) engine.ContainerSpec {
 		GroupAdd:    []string{"audio", "1234"},
 		OOMScoreAdj: 500,
 		Resources:   engine.Resources{CpusetCPUs: "0", MemoryReservationMiB: 64},
+		DNS:         engine.DNSConfig{Servers: []string{"10.0.0.53"}, Search: []string{"svc.example"}, Options: []string{"ndots:2"}},
+		ExtraHosts:  map[string]string{"db.internal": "10.1.2.3"},
 	}
 }
 
@@ -57,6 +59,9 @@ func checkService(t *testing.T, env *testenv.Env, id, cpus string) {
 		{"cat /proc/1/oom_score_adj", "500"},
 		{"grep ^Groups: /proc/1/status | cut -f2", "0 29 1234"}, // root's own group, then group_add's
 		{"grep ^Cpus_allowed_list: /proc/1/status | cut -f2", cpus},
+		{"grep -v '^#' /etc/resolv.conf", "nameserver 10.0.0.53\nsearch svc.example\noptions ndots:2"},
+		{"tail -n 1 /etc/hosts", "10.1.2.3\tdb.internal"},
+		{"echo x >> /etc/hosts 2>/dev/null && echo written || echo refused", "refused"},
 	} {
 		if got := mustExec(t, env, id, "sh", "-c", c.cmd); got != c.want {
 			t.Errorf("%s in %s: %q, want %q", c.cmd, id, got, c.want)
@@ -133,6 +138,32 @@ func TestServiceSettings(t *testing.T) {
 		t.Fatalf("/version after the upgrade: %q", got)
 	}
 	checkService(t, env, spec.Name, "0")
+
+	// Another name server: a restart on a new resolv.conf, the old one
+	// removed once no task reads it; without DNS settings, the host's.
+	pid = env.TaskPID(t, spec.Name)
+	spec.DNS.Servers = []string{"10.0.0.54"}
+	if _, err := e.Update(ctx, spec.Name, spec); err != nil {
+		t.Fatal(err)
+	}
+	if env.TaskPID(t, spec.Name) == pid {
+		t.Fatal("a new name server did not restart the task")
+	}
+	if got := mustExec(t, env, spec.Name, "grep", "^nameserver", "/etc/resolv.conf"); got != "nameserver 10.0.0.54" {
+		t.Fatalf("resolv.conf after the change: %q", got)
+	}
+	etc, err := os.ReadDir(filepath.Join(env.DataRoot, "containers", env.Namespace, spec.Name, "etc"))
+	if err != nil || len(etc) != 2 {
+		t.Fatalf("the container's own /etc files: %v (%v), want its resolv.conf and hosts only", etc, err)
+	}
+	spec.DNS, spec.ExtraHosts = engine.DNSConfig{}, nil
+	if _, err := e.Update(ctx, spec.Name, spec); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.ReadFile("/etc/resolv.conf")
+	if got := mustExec(t, env, spec.Name, "cat", "/etc/resolv.conf"); got != strings.TrimSpace(string(host)) {
+		t.Fatalf("resolv.conf without dns settings: %q, want the host's %q", got, host)
+	}
 }
 
 // A host-level sysctl and a group the image does not have are refused

@@ -149,7 +149,28 @@ type ContainerSpec struct {
 	// OOMScoreAdj is the process's oom_score_adj (-1000 to 1000); 0 is
 	// the kernel's default.
 	OOMScoreAdj int `json:"oom_score_adj,omitempty"`
+	// DNS, when any of it is set, gives the container a resolv.conf of
+	// its own instead of the host's.
+	DNS DNSConfig `json:"dns,omitzero"`
+	// ExtraHosts are host names and their addresses added to the
+	// container's /etc/hosts (the host's, otherwise).
+	ExtraHosts map[string]string `json:"extra_hosts,omitempty"`
 }
+
+// DNSConfig is a container's own resolv.conf: each part left empty is the
+// host's.
+type DNSConfig struct {
+	// Servers are the name servers' IP addresses (at most 3, the
+	// resolver's limit).
+	Servers []string `json:"servers,omitempty"`
+	// Search are the search domains.
+	Search []string `json:"search,omitempty"`
+	// Options are resolver options, such as "ndots:2" or "rotate".
+	Options []string `json:"options,omitempty"`
+}
+
+// IsZero reports whether d asks for nothing: the host's resolv.conf.
+func (d DNSConfig) IsZero() bool { return len(d.Servers) == 0 && len(d.Search) == 0 && len(d.Options) == 0 }
 
 // Ulimit is one process limit of the task, such as nofile or memlock.
 type Ulimit struct {

@@ -99,6 +99,7 @@ type upgrade struct {
 	resize       bool          // only the cgroup limits change: applied to the live task
 	done         bool          // a one-shot task that ran to completion: as good as running
 	started      time.Time     // when the new task started
+	etc          []etcFile     // the new task's /etc files
 }
 
 func (u *upgrade) run(ctx context.Context) error {
@@ -238,8 +239,16 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if u.etc, err = u.e.etcFiles(u.spec); err != nil {
+		return err
+	}
+	// New files of their own names: the old task keeps its own.
+	if err := u.e.writeEtcFiles(u.spec.Name, u.etc); err != nil {
+		return err
+	}
 	if u.newSpec, err = u.e.buildRuntimeSpec(ctx, u.client, runtimeInputs{
-		spec: u.spec, proc: proc, snapshotKey: u.j.NewSnapshot, netnsPath: u.j.NewNetwork.NetNS, mounts: mounts}); err != nil {
+		spec: u.spec, proc: proc, snapshotKey: u.j.NewSnapshot, netnsPath: u.j.NewNetwork.NetNS, mounts: mounts,
+		etc: u.etc}); err != nil {
 		return err
 	}
 	diff, err := compareSpecs(u.old.Spec, u.newSpec)
@@ -502,6 +511,7 @@ func (u *upgrade) commit(ctx context.Context) error {
 	if err := u.e.finishCommit(ctx, u.client, u.c, u.j); err != nil {
 		return err
 	}
+	u.e.pruneEtcFiles(u.spec.Name, u.etc)
 	u.e.log.Info(ctx, "upgrade: done", map[string]any{"container": u.spec.Name, "image": u.img.image.Name()})
 	return nil
 }
