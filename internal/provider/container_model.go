@@ -83,6 +83,8 @@ type containerModel struct {
 
 	Healthcheck types.Object `tfsdk:"healthcheck"`
 	Upgrade     types.Object `tfsdk:"upgrade"`
+
+	serviceModel
 }
 
 // portModel is one element of ports.
@@ -221,6 +223,7 @@ func (m containerModel) spec(ctx context.Context) (engine.ContainerSpec, diag.Di
 	}
 	spec.Healthcheck = healthcheckSpec(ctx, m.Healthcheck, &diags)
 	spec.Upgrade = upgradeSpec(ctx, m.Upgrade, &diags)
+	m.serviceModel.applyTo(ctx, &spec, &diags)
 	return spec, diags
 }
 
@@ -330,6 +333,7 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 	m.Capabilities = capabilitiesToObject(ctx, sec.CapAdd, sec.CapDrop, prior.Capabilities, &diags)
 	m.Healthcheck = healthcheckToObject(ctx, st.Spec.Healthcheck, prior.Healthcheck, &diags)
 	m.Upgrade = upgradeToObject(ctx, st.Spec.Upgrade, &diags)
+	m.serviceModel = serviceFromSpec(st.Spec, prior.serviceModel, &diags)
 	if m.Timeouts.IsUnknown() || m.Timeouts.Object.AttributeTypes(ctx) == nil {
 		m.Timeouts = timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes(ctx, containerTimeouts))}
 	}

@@ -235,6 +235,9 @@ func containerSchema(ctx context.Context) schema.Schema {
 	for name, a := range upgradeAttributes() {
 		s.Attributes[name] = a
 	}
+	for name, a := range serviceAttributes() {
+		s.Attributes[name] = a
+	}
 	return s
 }
 

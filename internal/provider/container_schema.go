@@ -299,6 +299,7 @@ func (r *containerResource) ValidateConfig(ctx context.Context, req resource.Val
 			addEngineRuleError(&resp.Diagnostics, fwpath.Empty(), "Invalid mount", err)
 		}
 	}
+	validateService(ctx, cfg, &resp.Diagnostics)
 	if !cfg.Memory.IsNull() && !cfg.Memory.IsUnknown() && !cfg.MemorySwap.IsNull() && !cfg.MemorySwap.IsUnknown() {
 		if err := engine.CheckMemorySwapMiB(cfg.MemorySwap.ValueInt64(), cfg.Memory.ValueInt64()); err != nil {
 			resp.Diagnostics.AddAttributeError(fwpath.Root("memory_swap"), "Invalid memory_swap",

@@ -71,10 +71,16 @@ func (r rule[T]) ValidateFloat64(_ context.Context, req validator.Float64Request
 
 // The rules of single attributes.
 var (
-	nameValidator       = stringRule(engine.CheckName, "Invalid name", "value must be "+engine.NameRule)
-	pullPolicyValidator = stringRule(engine.CheckPullPolicy, "Invalid pull policy", "value must be missing, always or never")
-	platformValidator   = stringRule(engine.CheckPlatform, "Invalid platform", "value must be a platform such as `linux/amd64`")
-	imageValidator      = stringRule(engine.CheckImageReference, "Invalid image reference",
+	nameValidator              = stringRule(engine.CheckName, "Invalid name", "value must be "+engine.NameRule)
+	pullPolicyValidator        = stringRule(engine.CheckPullPolicy, "Invalid pull policy", "value must be missing, always or never")
+	shmSizeValidator           = int64Rule(engine.CheckShmSizeMiB, "Invalid shm_size", "value must be a size in MiB")
+	oomScoreAdjValidator       = int64Rule(engine.CheckOOMScoreAdj, "Invalid oom_score_adj", "value must be between -1000 and 1000")
+	cpusetValidator            = stringRule(engine.CheckCpuset, "Invalid cpuset", "value must be a list such as `0-2,4`")
+	groupValidator             = stringRule(engine.CheckGroup, "Invalid group", "value must be a gid or a group name")
+	devicePermissionsValidator = stringRule(engine.CheckDevicePermissions, "Invalid device permissions",
+		"value must be some of r, w and m")
+	platformValidator = stringRule(engine.CheckPlatform, "Invalid platform", "value must be a platform such as `linux/amd64`")
+	imageValidator    = stringRule(engine.CheckImageReference, "Invalid image reference",
 		"value must be an image reference such as `busybox:1.36` or `registry.example:5000/app@sha256:...`")
 	absolutePathValidator = stringRule(engine.CheckAbsolutePath, "Invalid path", "value must be an absolute path")
 	dataRootValidator     = stringRule(engine.CheckDataRoot, "Invalid path", "value must be an absolute path other than /")
