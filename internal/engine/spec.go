@@ -170,7 +170,9 @@ type DNSConfig struct {
 }
 
 // IsZero reports whether d asks for nothing: the host's resolv.conf.
-func (d DNSConfig) IsZero() bool { return len(d.Servers) == 0 && len(d.Search) == 0 && len(d.Options) == 0 }
+func (d DNSConfig) IsZero() bool {
+	return len(d.Servers) == 0 && len(d.Search) == 0 && len(d.Options) == 0
+}
 
 // Ulimit is one process limit of the task, such as nofile or memlock.
 type Ulimit struct {
