@@ -234,6 +234,7 @@ func (p *pouchProvider) DataSources(context.Context) []func() datasource.DataSou
 	return []func() datasource.DataSource{
 		NewRegistryImageDataSource,
 		NewImageDataSource,
+		NewContainerDataSource,
 	}
 }
 
