@@ -36,7 +36,7 @@ func Classify(old, next ContainerSpec) Change {
 	process := func(s ContainerSpec) ContainerSpec {
 		return ContainerSpec{
 			Entrypoint: s.Entrypoint, Command: s.Command, Env: s.Env, WorkingDir: s.WorkingDir, User: s.User,
-			Hostname: s.Hostname, NetworkMode: networkMode(s), Ports: s.Ports, Mounts: s.Mounts, Security: s.Security,
+			Hostname: s.Hostname, NetworkMode: networkMode(s), IPv4Address: s.IPv4Address, Ports: s.Ports, Mounts: s.Mounts, Security: s.Security,
 			SecretEnvVersion: s.SecretEnvVersion, Log: s.Log.withDefaults(),
 			Ulimits: s.Ulimits, ShmSizeMiB: s.ShmSizeMiB, Sysctls: s.Sysctls, Devices: s.Devices, GroupAdd: s.GroupAdd,
 			OOMScoreAdj: s.OOMScoreAdj, DNS: s.DNS, ExtraHosts: s.ExtraHosts,

@@ -25,7 +25,7 @@ import (
 // that of two processes creating the same name one fails before it has made
 // anything; and a failed create removes what it made, and only that.
 func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retErr error) {
-	if err := validateSpec(spec); err != nil {
+	if err := e.validateSpec(spec); err != nil {
 		return State{}, err
 	}
 	client, ctx, err := e.connect(ctx)
@@ -101,6 +101,9 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 		return State{}, err
 	}
 	if err := e.checkPortsFree(ctx, client, spec); err != nil {
+		return State{}, err
+	}
+	if err := e.checkAddressFree(ctx, client, spec); err != nil {
 		return State{}, err
 	}
 	network, err := e.planNetwork(spec, networkState{})

@@ -51,7 +51,7 @@ type Host interface {
 	RemoveNetNS(path string) error
 	// Attach and Detach connect a namespace to the bridge network and
 	// disconnect it. Attach is idempotent and keeps the IP and MAC.
-	Attach(ctx context.Context, id, netnsPath string, ports []host.PortMapping) (host.Attachment, error)
+	Attach(ctx context.Context, id, netnsPath string, ports []host.PortMapping, want host.Address) (host.Attachment, error)
 	Detach(ctx context.Context, id, netnsPath string, ports []host.PortMapping) error
 
 	// HandlesSignal tells whether process pid handles sig.

@@ -24,6 +24,9 @@ type networkState struct {
 	Ports []PortMapping `json:"ports,omitempty"`
 	IP    string        `json:"ip,omitempty"`
 	MAC   string        `json:"mac,omitempty"`
+	// Fixed says that IP is the spec's ipv4_address: the container has it
+	// or is not attached.
+	Fixed bool `json:"fixed,omitempty"`
 	// CNIID is the container's ID on the CNI network; empty in records of
 	// older versions, whose CNI ID was the container's name.
 	CNIID string `json:"cni_id,omitempty"`
@@ -90,6 +93,9 @@ func (e *Engine) planNetwork(spec ContainerSpec, current networkState) (networkS
 		if next.Mode == NetworkBridge && current.Mode == NetworkBridge {
 			next.IP, next.MAC = current.IP, current.MAC
 		}
+		if next.Mode == NetworkBridge && spec.IPv4Address != "" {
+			next.IP, next.Fixed = spec.IPv4Address, true
+		}
 		return next, nil
 	}
 	return networkState{}, fmt.Errorf("%w: network_mode %q: use bridge, host or none", ErrInvalidSpec, spec.NetworkMode)
@@ -110,16 +116,46 @@ func (e *Engine) applyNetwork(ctx context.Context, id string, from, to networkSt
 		to.IP, to.MAC = "", ""
 		return to, nil
 	}
-	if from.Mode == NetworkBridge && from.NetNS == to.NetNS && reflect.DeepEqual(from.Ports, to.Ports) && from.IP != "" {
+	if from.Mode == NetworkBridge && from.NetNS == to.NetNS && reflect.DeepEqual(from.Ports, to.Ports) && from.IP != "" &&
+		(to.IP == "" || to.IP == from.IP) {
 		return to, nil
 	}
-	att, err := e.host.Attach(ctx, to.attachID(id), to.NetNS, hostPorts(to.Ports))
+	att, err := e.host.Attach(ctx, to.attachID(id), to.NetNS, hostPorts(to.Ports),
+		host.Address{IP: to.IP, MAC: to.MAC, Required: to.Fixed})
+	if err != nil && to.Fixed {
+		return to, fmt.Errorf("%w: ipv4_address %s cannot be had on the bridge network (something outside pouch holds "+
+			"it, or it is reserved): choose another address (%w)", ErrInvalidSpec, to.IP, err)
+	}
 	if err != nil {
 		return to, fmt.Errorf("attach to the bridge network: %w", err)
 	}
 	to.IP, to.MAC = att.IP, att.MAC
 	e.log.Debug(ctx, "attached to the bridge network", map[string]any{"container": id, "ip": att.IP})
 	return to, nil
+}
+
+// checkAddressFree refuses spec's fixed address while another container
+// of the namespace has it, naming that container.
+func (e *Engine) checkAddressFree(ctx context.Context, client *containerd.Client, spec ContainerSpec) error {
+	if spec.IPv4Address == "" || networkMode(spec) != NetworkBridge {
+		return nil
+	}
+	all, err := client.ContainerService().List(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range all {
+		rec, ok, err := readRecord(c)
+		if err != nil || !ok || c.ID == spec.Name {
+			continue
+		}
+		j, _ := readJournal(c)
+		if rec.Network.IP == spec.IPv4Address || (j.Phase != "" && j.NewNetwork.IP == spec.IPv4Address) {
+			return fmt.Errorf("%w: ipv4_address %s is held by container %s: choose another address, or change that "+
+				"container's first", ErrInvalidSpec, spec.IPv4Address, c.ID)
+		}
+	}
+	return nil
 }
 
 // releaseNetwork detaches a deleted container and removes its namespace.

@@ -3,7 +3,9 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -110,5 +112,68 @@ func importInto(t *testing.T, env *testenv.Env, ns string, img imagebuild.Image)
 		if err := image.Unpack(ctx, env.Snapshotter); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// addressIn is the host address n of subnet (CIDR), "10.88.0.0/16", 50:
+// "10.88.0.50".
+func addressIn(t *testing.T, subnet string, n int) string {
+	t.Helper()
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := p.Masked().Addr()
+	for range n {
+		a = a.Next()
+	}
+	return a.String()
+}
+
+// A fixed address is the container's, inside its own namespace, through an
+// image upgrade; a new one moves it there in place (same container); one
+// that another container holds is refused naming the holder, and one
+// outside the subnet naming the subnet, creating nothing.
+func TestFixedAddress(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := context.Background()
+	env.ImportImage(t, versionImage("fixed", "v1"))
+	env.ImportImage(t, versionImage("fixed", "v2"))
+	first, second := addressIn(t, env.Subnet, 200), addressIn(t, env.Subnet, 201)
+	spec := engine.ContainerSpec{Name: "eng-fixed", Image: "pouchtest/fixed:v1", Running: true, IPv4Address: first}
+	st := create(t, e, spec)
+	inside := func() string {
+		return mustExec(t, env, spec.Name, "sh", "-c", "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1")
+	}
+	if st.IPAddress != first || inside() != first {
+		t.Fatalf("created with ipv4_address %s: state %s, inside %s", first, st.IPAddress, inside())
+	}
+	spec.Image = "pouchtest/fixed:v2"
+	if st, err := e.Update(ctx, spec.Name, spec); err != nil || st.IPAddress != first || inside() != first {
+		t.Fatalf("after an upgrade: %v, state %s, inside %s; want %s", err, st.IPAddress, inside(), first)
+	}
+	spec.IPv4Address = second
+	st, err := e.Update(ctx, spec.Name, spec)
+	if err != nil || st.IPAddress != second || inside() != second || st.ID != spec.Name {
+		t.Fatalf("moved to %s: %v, state %s, inside %s", second, err, st.IPAddress, inside())
+	}
+
+	other := engine.ContainerSpec{Name: "eng-fixed-other", Image: "pouchtest/fixed:v1", Running: true, IPv4Address: second}
+	_, err = e.Create(ctx, other)
+	if !errors.Is(err, engine.ErrInvalidSpec) || !strings.Contains(err.Error(), "held by container eng-fixed") {
+		t.Fatalf("another container on a held address: %v, want a refusal naming eng-fixed", err)
+	}
+	other.IPv4Address = "192.0.2.10"
+	_, err = e.Create(ctx, other)
+	if !errors.Is(err, engine.ErrInvalidSpec) || !strings.Contains(err.Error(), env.Subnet) {
+		t.Fatalf("an address outside the subnet: %v, want a refusal naming %s", err, env.Subnet)
+	}
+	if _, err := e.Inspect(ctx, other.Name); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("a refused create left a container: %v", err)
+	}
+	// The freed first address is free again.
+	other.IPv4Address = first
+	if st := create(t, e, other); st.IPAddress != first {
+		t.Fatalf("the freed address: %s, want %s", st.IPAddress, first)
 	}
 }

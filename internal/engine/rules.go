@@ -1077,3 +1077,44 @@ func CheckExtraHosts(hosts map[string]string) error {
 	}
 	return nil
 }
+
+// CheckIPv4Address judges a fixed address on the bridge network of subnet
+// (CIDR): an IPv4 address inside it, neither its network nor its
+// broadcast address, nor its first (the bridge's own, the gateway).
+func CheckIPv4Address(ip, subnet string) error {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || !addr.Is4() {
+		return fmt.Errorf("must be an IPv4 address, got %q", ip)
+	}
+	prefix, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return fmt.Errorf("cannot be checked against the bridge subnet %q: %v", subnet, err)
+	}
+	prefix = prefix.Masked()
+	if !prefix.Contains(addr) {
+		return fmt.Errorf("(%s) must be inside the bridge network's subnet %s (the provider's bridge_subnet)", ip, prefix)
+	}
+	network := prefix.Addr()
+	gateway := network.Next()
+	broadcast := lastAddr(prefix)
+	switch addr {
+	case network:
+		return fmt.Errorf("(%s) is the network address of %s: choose a host address", ip, prefix)
+	case gateway:
+		return fmt.Errorf("(%s) is the bridge's own address (the containers' gateway) in %s: choose another", ip, prefix)
+	case broadcast:
+		return fmt.Errorf("(%s) is the broadcast address of %s: choose a host address", ip, prefix)
+	}
+	return nil
+}
+
+// lastAddr is the last address of an IPv4 prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	bits := p.Bits()
+	for i := 0; i < 4; i++ {
+		keep := min(max(bits-8*i, 0), 8)
+		a[i] |= byte(0xff >> keep)
+	}
+	return netip.AddrFrom4(a)
+}

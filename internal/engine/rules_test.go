@@ -799,3 +799,18 @@ func TestCheckRegistries(t *testing.T) {
 			frag: "insecure_registries[0] must not name \"r.example\", which registry_auth[0] gives a ca_file", field: "insecure_registries[0]"},
 	})
 }
+
+func TestCheckIPv4Address(t *testing.T) {
+	const subnet = "10.88.0.0/16"
+	checkVerdicts(t, []ruleCase{
+		{"host address", CheckIPv4Address("10.88.3.7", subnet), "", ""},
+		{"last host", CheckIPv4Address("10.88.255.254", subnet), "", ""},
+		{"outside", CheckIPv4Address("10.89.0.5", subnet), "inside the bridge network's subnet 10.88.0.0/16", ""},
+		{"network", CheckIPv4Address("10.88.0.0", subnet), "network address", ""},
+		{"gateway", CheckIPv4Address("10.88.0.1", subnet), "bridge's own address", ""},
+		{"broadcast", CheckIPv4Address("10.88.255.255", subnet), "broadcast", ""},
+		{"broadcast /24", CheckIPv4Address("192.168.7.255", "192.168.7.0/24"), "broadcast", ""},
+		{"IPv6", CheckIPv4Address("fd00::5", subnet), "IPv4 address", ""},
+		{"not an address", CheckIPv4Address("web", subnet), "IPv4 address", ""},
+	})
+}

@@ -107,7 +107,11 @@ type ContainerSpec struct {
 	// Hostname is the task's host name; empty means the container's name.
 	Hostname string `json:"hostname,omitempty"`
 	// NetworkMode is bridge, host or none; empty means bridge.
-	NetworkMode NetworkMode   `json:"network_mode,omitempty"`
+	NetworkMode NetworkMode `json:"network_mode,omitempty"`
+	// IPv4Address is a fixed address on the bridge network (in its
+	// subnet); empty lets the network choose one, which the container then
+	// keeps.
+	IPv4Address string        `json:"ipv4_address,omitempty"`
 	Ports       []PortMapping `json:"ports,omitempty"`
 	Mounts      []Mount       `json:"mounts,omitempty"`
 	// KeepImageVolumes keeps the anonymous volumes made for the image's

@@ -64,7 +64,7 @@ const (
 // finished or undone by the next Inspect, Update or Delete (see recover).
 func (e *Engine) Update(ctx context.Context, id string, spec ContainerSpec) (State, error) {
 	spec.Name = id
-	if err := validateSpec(spec); err != nil {
+	if err := e.validateSpec(spec); err != nil {
 		return State{}, err
 	}
 	client, ctx, c, lock, err := e.acquire(ctx, id, "update")
@@ -177,6 +177,11 @@ func (u *upgrade) stage(ctx context.Context) error {
 			return err
 		}
 	}
+	if u.spec.IPv4Address != oldRec.Network.IP {
+		if err := u.e.checkAddressFree(ctx, u.client, u.spec); err != nil {
+			return err
+		}
+	}
 	u.imageChanged = u.img.digest() != oldRec.ImageDigest || u.img.image.Name() != u.old.Image
 	u.j = journal{
 		Phase: PhaseStage, Lease: u.j.Lease,
@@ -256,7 +261,8 @@ func (u *upgrade) stage(ctx context.Context) error {
 		return err
 	}
 	networkChanged := u.j.NewNetwork.Mode != oldRec.Network.Mode || u.j.NewNetwork.NetNS != oldRec.Network.NetNS ||
-		!reflect.DeepEqual(u.j.NewNetwork.Ports, oldRec.Network.Ports)
+		!reflect.DeepEqual(u.j.NewNetwork.Ports, oldRec.Network.Ports) || u.j.NewNetwork.IP != oldRec.Network.IP ||
+		u.j.NewNetwork.Fixed != oldRec.Network.Fixed
 	logChanged := u.spec.Log.withDefaults() != oldRec.Spec.Log.withDefaults()
 	u.restart = u.imageChanged || diff == specDiffers || networkChanged || logChanged
 	u.resize = diff == resourcesDiffer

@@ -1,13 +1,29 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"time"
+
+	"github.com/pouch/terraform-provider-pouch/internal/engine/host"
 )
 
 // validateSpec refuses a spec that cannot run, naming the field and the
 // fix. Its rules are those of rules.go, which the provider also applies at
 // plan time; this guards every caller of the engine.
+func (e *Engine) validateSpec(spec ContainerSpec) error {
+	if err := validateSpec(spec); err != nil {
+		return err
+	}
+	if spec.IPv4Address != "" && e.opts.Network.ConfFile == "" {
+		if err := CheckIPv4Address(spec.IPv4Address, cmp.Or(e.opts.Network.Subnet, host.DefaultSubnet)); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSpec, inField("ipv4_address", err))
+		}
+	}
+	return nil
+}
+
+// validateSpec judges spec by the rules that need no engine options.
 func validateSpec(spec ContainerSpec) error {
 	bad := func(field string, err error) error {
 		return fmt.Errorf("%w: %w", ErrInvalidSpec, inField(field, err))
@@ -55,6 +71,10 @@ func validateSpec(spec ContainerSpec) error {
 	case "", NetworkBridge, NetworkHost, NetworkNone:
 	default:
 		return bad("network_mode", fmt.Errorf("must be bridge, host or none, got %q", spec.NetworkMode))
+	}
+	if spec.IPv4Address != "" && networkMode(spec) != NetworkBridge {
+		return fmt.Errorf("%w: ipv4_address is an address on the bridge network: it needs network_mode bridge, not %s",
+			ErrInvalidSpec, networkMode(spec))
 	}
 	if len(spec.Ports) > 0 && networkMode(spec) != NetworkBridge {
 		return fmt.Errorf("%w: ports need network_mode bridge (with %s, publish nothing: the container's ports are %s)",

@@ -94,7 +94,7 @@ func (tn *testNet) container(id string, ports []PortMapping) (string, Attachment
 			t.Errorf("cleanup RemoveNetNS(%s): %v", id, err)
 		}
 	})
-	att, err := tn.Attach(context.Background(), id, path, ports)
+	att, err := tn.Attach(context.Background(), id, path, ports, Address{})
 	if err != nil {
 		t.Fatalf("Attach(%s): %v", id, err)
 	}
@@ -358,7 +358,7 @@ func TestAttachIdentityReachabilityAndPorts(t *testing.T) {
 
 	idx := ifIndexInNS(t, path, "eth0")
 	veths := tn.bridgePorts()
-	again, err := tn.Attach(ctx, "web", path, ports)
+	again, err := tn.Attach(ctx, "web", path, ports, Address{})
 	if err != nil {
 		t.Fatalf("second Attach: %v", err)
 	}
@@ -391,7 +391,7 @@ func TestAttachIdentityReachabilityAndPorts(t *testing.T) {
 	// Changing the ports keeps the identity and moves the mapping.
 	newPort := freePort(t)
 	ports2 := []PortMapping{{HostIP: "127.0.0.1", HostPort: newPort, ContainerPort: 8080}}
-	moved, err := tn.Attach(ctx, "web", path, ports2)
+	moved, err := tn.Attach(ctx, "web", path, ports2, Address{})
 	if err != nil {
 		t.Fatalf("Attach with new ports: %v", err)
 	}
@@ -481,7 +481,7 @@ func TestConcurrentAttach(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			atts[i], errs[i] = tn.Attach(context.Background(), fmt.Sprintf("p%d", i), paths[i], nil)
+			atts[i], errs[i] = tn.Attach(context.Background(), fmt.Sprintf("p%d", i), paths[i], nil, Address{})
 		}()
 	}
 	wg.Wait()
@@ -514,7 +514,7 @@ func TestDetachReleasesEverything(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		att, err := tn.Attach(ctx, id, path, ports)
+		att, err := tn.Attach(ctx, id, path, ports, Address{})
 		if err != nil {
 			t.Fatalf("Attach %s: %v", id, err)
 		}
@@ -608,7 +608,7 @@ func TestReattachKeepsIdentity(t *testing.T) {
 	if path == old {
 		t.Fatalf("CreateNetNS reused the stale path %s", path)
 	}
-	got, err := tn.Attach(ctx, "keep", path, ports)
+	got, err := tn.Attach(ctx, "keep", path, ports, Address{})
 	if err != nil {
 		t.Fatalf("Attach in the new namespace: %v", err)
 	}
@@ -677,7 +677,7 @@ func TestNewNetworkConfig(t *testing.T) {
 	if _, err := os.Stat(confDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pouch wrote into %s with a user ConfFile", confDir)
 	}
-	_, err = m.Attach(context.Background(), "x", "/nonexistent", []PortMapping{{HostPort: 8080, ContainerPort: 80}})
+	_, err = m.Attach(context.Background(), "x", "/nonexistent", []PortMapping{{HostPort: 8080, ContainerPort: 80}}, Address{})
 	if err == nil || !strings.Contains(err.Error(), "portMappings") {
 		t.Errorf("ports on a network without portmap: %v", err)
 	}

@@ -216,12 +216,12 @@ func (l *Local) network() (*Network, error) {
 }
 
 // Attach connects the namespace to the bridge network (see Network.Attach).
-func (l *Local) Attach(ctx context.Context, id, netnsPath string, ports []PortMapping) (Attachment, error) {
+func (l *Local) Attach(ctx context.Context, id, netnsPath string, ports []PortMapping, want Address) (Attachment, error) {
 	n, err := l.network()
 	if err != nil {
 		return Attachment{}, err
 	}
-	return n.Attach(ctx, id, netnsPath, ports)
+	return n.Attach(ctx, id, netnsPath, ports, want)
 }
 
 // Detach disconnects the container from the bridge network (see

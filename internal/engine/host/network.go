@@ -335,7 +335,11 @@ func (n *Network) cachedAttachment(id string) (*libcni.NetworkAttachment, *types
 // after a reboot, or the interface is broken) or the ports changed, it is
 // deleted and added again asking host-local and bridge for the same IP and
 // MAC; only if that IP cannot be had does the container get a new one.
-func (n *Network) Attach(ctx context.Context, id, netnsPath string, ports []PortMapping) (Attachment, error) {
+//
+// want asks for an address: a container attached elsewhere is moved to
+// it, a new one gets it. With want.Required, a container that cannot have
+// it (taken, or outside the range) is not attached: the error says so.
+func (n *Network) Attach(ctx context.Context, id, netnsPath string, ports []PortMapping, want Address) (Attachment, error) {
 	if err := validID(id); err != nil {
 		return Attachment{}, err
 	}
@@ -357,28 +361,38 @@ func (n *Network) Attach(ctx context.Context, id, netnsPath string, ports []Port
 	if err != nil {
 		return Attachment{}, err
 	}
+	ip, mac := want.IP, want.MAC
 	if cached != nil {
-		if prev != nil && cached.NetNS == netnsPath && samePorts(cached.CapabilityArgs, pm) {
+		old, _ := attachmentOf(prev)
+		if prev != nil && cached.NetNS == netnsPath && samePorts(cached.CapabilityArgs, pm) && (want.IP == "" || want.IP == old.IP) {
 			crt := *rt
 			crt.Args = cached.CniArgs
 			if err := n.cni.CheckNetworkList(ctx, n.list, &crt); err == nil || portmapV6CheckBug(err, prev) {
 				return attachmentOf(prev)
 			}
 		}
-		// Rebuild, keeping the identity.
-		old, _ := attachmentOf(prev)
+		// Rebuild, keeping the identity (or moving to the address asked).
 		drt := &libcni.RuntimeConf{ContainerID: id, NetNS: cached.NetNS, IfName: IfName, Args: cached.CniArgs, CapabilityArgs: cached.CapabilityArgs}
 		if err := n.del(ctx, drt, prev); err != nil {
 			return Attachment{}, fmt.Errorf("reattach %s: %w", id, err)
 		}
-		if old.IP != "" && old.MAC != "" {
-			rt.Args = [][2]string{{"IgnoreUnknown", "1"}, {"IP", old.IP}, {"MAC", old.MAC}}
-			att, err := n.add(ctx, rt)
-			if err == nil {
-				return att, nil
-			}
-			rt.Args = nil // the old address is taken or out of range: take any
+		if ip == "" {
+			ip = old.IP
 		}
+		if mac == "" {
+			mac = old.MAC
+		}
+	}
+	if ip != "" {
+		rt.Args = [][2]string{{"IgnoreUnknown", "1"}, {"IP", ip}}
+		if mac != "" {
+			rt.Args = append(rt.Args, [2]string{"MAC", mac})
+		}
+		att, err := n.add(ctx, rt)
+		if err == nil || want.Required {
+			return att, err
+		}
+		rt.Args = nil // the old address is taken or out of range: take any
 	}
 	return n.add(ctx, rt)
 }

@@ -27,6 +27,14 @@ type PortMapping struct {
 	Protocol      string // "tcp" (default) or "udp"
 }
 
+// Address is the address a container asks for when attached: the one it
+// had (IP and MAC), or a fixed one (Required), without which it is not
+// attached. Zero asks for any free address.
+type Address struct {
+	IP, MAC  string
+	Required bool
+}
+
 // Attachment is the network identity of an attached container.
 type Attachment struct {
 	IP        string // container address, e.g. "10.88.0.2"
