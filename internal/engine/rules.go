@@ -1078,6 +1078,20 @@ func CheckExtraHosts(hosts map[string]string) error {
 	return nil
 }
 
+// CheckFixedAddress judges a container's ipv4_address on the bridge network
+// of net: against its subnet, unless net is a CNI network of the user's
+// (whose addresses its own IPAM judges at apply).
+func CheckFixedAddress(ip string, net NetworkOptions) error {
+	if net.ConfFile != "" {
+		addr, err := netip.ParseAddr(ip)
+		if err != nil || !addr.Is4() {
+			return fmt.Errorf("must be an IPv4 address, got %q", ip)
+		}
+		return nil
+	}
+	return CheckIPv4Address(ip, cmp.Or(net.Subnet, DefaultSubnet))
+}
+
 // CheckIPv4Address judges a fixed address on the bridge network of subnet
 // (CIDR): an IPv4 address inside it, neither its network nor its
 // broadcast address, nor its first (the bridge's own, the gateway).

@@ -1,11 +1,8 @@
 package engine
 
 import (
-	"cmp"
 	"fmt"
 	"time"
-
-	"github.com/pouch/terraform-provider-pouch/internal/engine/host"
 )
 
 // validateSpec refuses a spec that cannot run, naming the field and the
@@ -15,8 +12,8 @@ func (e *Engine) validateSpec(spec ContainerSpec) error {
 	if err := validateSpec(spec); err != nil {
 		return err
 	}
-	if spec.IPv4Address != "" && e.opts.Network.ConfFile == "" {
-		if err := CheckIPv4Address(spec.IPv4Address, cmp.Or(e.opts.Network.Subnet, host.DefaultSubnet)); err != nil {
+	if spec.IPv4Address != "" {
+		if err := CheckFixedAddress(spec.IPv4Address, e.opts.Network); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidSpec, inField("ipv4_address", err))
 		}
 	}

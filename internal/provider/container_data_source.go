@@ -43,7 +43,9 @@ func (d *containerDataSource) Metadata(_ context.Context, req datasource.Metadat
 }
 
 func (d *containerDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
-	computed := func(desc string) schema.StringAttribute { return schema.StringAttribute{Description: desc, Computed: true} }
+	computed := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{Description: desc, Computed: true}
+	}
 	resp.Schema = schema.Schema{
 		Description: "A container on the host, read by name: its image, state and address, for modules that compose " +
 			"(a client given its server's `ip_address`). Nothing is changed; a container that does not exist fails " +

@@ -58,6 +58,7 @@ type containerModel struct {
 
 	Hostname         types.String `tfsdk:"hostname"`
 	IPAddress        types.String `tfsdk:"ip_address"`
+	IPv4Address      types.String `tfsdk:"ipv4_address"`
 	MACAddress       types.String `tfsdk:"mac_address"`
 	Ports            types.List   `tfsdk:"ports"`
 	Mounts           types.List   `tfsdk:"mounts"`
@@ -168,6 +169,7 @@ func (m containerModel) spec(ctx context.Context) (engine.ContainerSpec, diag.Di
 	spec.Labels = mapToStrings(ctx, m.Labels, &diags)
 
 	spec.Hostname = knownString(m.Hostname)
+	spec.IPv4Address = knownString(m.IPv4Address)
 	spec.KeepImageVolumes = m.KeepImageVolumes.ValueBool()
 	spec.PullPolicy = engine.PullPolicy(stringOrDefault(knownString(m.PullPolicy), string(engine.PullMissing)))
 	spec.Restart = engine.RestartPolicy(knownString(m.Restart))
@@ -300,6 +302,7 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 
 	m.Hostname = types.StringValue(stringOrDefault(st.Spec.Hostname, name))
 	m.IPAddress = optionalString(st.IPAddress)
+	m.IPv4Address = optionalString(st.Spec.IPv4Address)
 	m.MACAddress = optionalString(st.MACAddress)
 	m.LogPath = optionalString(st.LogPath)
 	m.SecretEnv = types.MapNull(types.StringType)

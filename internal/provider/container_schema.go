@@ -48,12 +48,23 @@ func statefulAttributes() map[string]schema.Attribute {
 			Validators: []validator.String{hostnameValidator},
 		},
 		"ip_address": schema.StringAttribute{
-			Description: "IPv4 address of the container on the bridge network; null for `host` and `none`. " +
-				"It stays the same across restarts and image upgrades and only changes with `network_mode`. Computed.",
+			Description: "IPv4 address of the container on the bridge network (`ipv4_address` when set); null for " +
+				"`host` and `none`. It stays the same across restarts and image upgrades and only changes with " +
+				"`network_mode` or `ipv4_address`. Computed.",
 			Computed: true,
 			PlanModifiers: []planmodifier.String{
-				sameWhileAttributeUnchanged{source: fwpath.Root("network_mode")},
+				sameWhileAttributeUnchanged{source: fwpath.Root("network_mode"), more: []fwpath.Path{fwpath.Root("ipv4_address")}},
+				copyOfAttribute{source: fwpath.Root("ipv4_address")},
 			},
+		},
+		"ipv4_address": schema.StringAttribute{
+			Description: "A fixed IPv4 address on the bridge network, for a service registered by its address: inside " +
+				"the provider's `bridge_subnet` (checked at plan), neither its network, broadcast nor first address, and " +
+				"held by no other container (checked at apply, naming the holder). Kept across restarts and image " +
+				"upgrades; without it the network chooses one, which the container keeps too. " + restartsInPlace +
+				" (on the new address).",
+			Optional:   true,
+			Validators: []validator.String{hostIPValidator},
 		},
 		"mac_address": schema.StringAttribute{
 			Description: "MAC address of the container on the bridge network; null for `host` and `none`. " +
@@ -300,6 +311,12 @@ func (r *containerResource) ValidateConfig(ctx context.Context, req resource.Val
 		}
 	}
 	validateService(ctx, cfg, &resp.Diagnostics)
+	if !cfg.IPv4Address.IsNull() && !cfg.IPv4Address.IsUnknown() && !cfg.NetworkMode.IsUnknown() &&
+		stringOrDefault(knownString(cfg.NetworkMode), defaultNetworkMode) != string(engine.NetworkBridge) {
+		resp.Diagnostics.AddAttributeError(fwpath.Root("ipv4_address"), "ipv4_address needs the bridge network",
+			fmt.Sprintf("Attribute ipv4_address is an address on the bridge network; network_mode is %q. Remove "+
+				"ipv4_address, or use network_mode = \"bridge\".", cfg.NetworkMode.ValueString()))
+	}
 	if !cfg.Memory.IsNull() && !cfg.Memory.IsUnknown() && !cfg.MemorySwap.IsNull() && !cfg.MemorySwap.IsUnknown() {
 		if err := engine.CheckMemorySwapMiB(cfg.MemorySwap.ValueInt64(), cfg.Memory.ValueInt64()); err != nil {
 			resp.Diagnostics.AddAttributeError(fwpath.Root("memory_swap"), "Invalid memory_swap",

@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 )
@@ -24,8 +26,12 @@ const (
 // live resize (settings, labels and start/stop get no warning). The
 // decision is engine.Classify's, as Update will make it.
 func (r *containerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
-		return // create or destroy
+	if req.Plan.Raw.IsNull() {
+		return // destroy
+	}
+	r.checkFixedAddress(ctx, req, resp)
+	if req.State.Raw.IsNull() || resp.Diagnostics.HasError() {
+		return // create
 	}
 	r.planMovedTag(ctx, req, resp)
 	if resp.Diagnostics.HasError() || resp.Plan.Raw.Equal(req.State.Raw) {
@@ -40,6 +46,22 @@ func (r *containerResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	}
 	if summary, detail := planWarning(ctx, prior, plan); summary != "" {
 		resp.Diagnostics.AddWarning(summary, detail)
+	}
+}
+
+// checkFixedAddress judges ipv4_address against the provider's bridge
+// network, which only the provider's configuration tells.
+func (r *containerResource) checkFixedAddress(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	var ip types.String
+	if d := req.Config.GetAttribute(ctx, path.Root("ipv4_address"), &ip); d.HasError() || ip.IsNull() || ip.IsUnknown() {
+		return
+	}
+	if r.data == nil || r.data.engine == nil {
+		return
+	}
+	if err := engine.CheckFixedAddress(ip.ValueString(), r.data.engine.Options().Network); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("ipv4_address"), "Invalid ipv4_address",
+			fmt.Sprintf("Attribute ipv4_address %v.", err))
 	}
 }
 

@@ -157,3 +157,29 @@ func (m defaultFromAttribute) PlanModifyString(ctx context.Context, req planmodi
 	}
 	resp.PlanValue = src
 }
+
+// copyOfAttribute plans the value of source when the configuration sets
+// it: ip_address is ipv4_address when that is fixed.
+type copyOfAttribute struct {
+	source path.Path
+}
+
+var _ planmodifier.String = copyOfAttribute{}
+
+func (m copyOfAttribute) Description(context.Context) string {
+	return "Is the value of " + m.source.String() + " when that is set."
+}
+
+func (m copyOfAttribute) MarkdownDescription(ctx context.Context) string { return m.Description(ctx) }
+
+func (m copyOfAttribute) PlanModifyString(ctx context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	var src types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, m.source, &src)...)
+	if resp.Diagnostics.HasError() || src.IsNull() {
+		return
+	}
+	resp.PlanValue = src // known, or unknown until apply
+}

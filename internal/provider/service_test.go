@@ -2,10 +2,13 @@ package provider
 
 import (
 	"fmt"
+	"net/netip"
+	"regexp"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
@@ -147,10 +150,77 @@ func TestValidation_service(t *testing.T) {
 		{base + `  dns = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]`, `Attribute\s+dns\s+` + ws("list must contain at most 3")},
 		{base + `  dns_options = ["ndots 2"]`, `Attribute\s+dns_options\[0\]\s+` + ws("must be a resolver option")},
 		{base + `  extra_hosts = { db = "10.1.2" }`, `Attribute\s+extra_hosts\["db"\]\s+` + ws("must be an IP address")},
+		{base + "  network_mode = \"host\"\n  ipv4_address = \"10.88.0.9\"", `Attribute\s+ipv4_address\s+` + ws("is an address on the bridge network")},
+		{base + `  ipv4_address = "10.88.0.1"`, `Attribute\s+ipv4_address\s+` + ws("(10.88.0.1) is the bridge's own address")},
 	}
 	steps := make([]resource.TestStep, 0, len(cases))
 	for _, c := range cases {
 		steps = append(steps, validationStep(c.body, c.want))
 	}
 	resource.UnitTest(t, resource.TestCase{ProtoV6ProviderFactories: protoV6Factories(), Steps: steps})
+}
+
+// TestAccContainer_fixedAddress: ipv4_address is the container's address,
+// known at plan, inside its namespace, through an image upgrade; a new one
+// moves the container in place; one outside the subnet is refused at
+// plan, and one another container holds at apply, naming the holder.
+func TestAccContainer_fixedAddress(t *testing.T) {
+	env := accEnv(t)
+	const name = "acc-fixed"
+	env.ImportImage(t, testImage("fixed", "v1"))
+	env.ImportImage(t, testImage("fixed", "v2"))
+	prefix := netip.MustParsePrefix(env.Subnet).Masked().Addr().As4()
+	addr := func(last byte) string {
+		return netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], last}).String()
+	}
+	first, second := addr(210), addr(211)
+	config := func(image, ip string) string {
+		return containerConfig(env, name, "docker.io/pouchtest/acc-fixed:"+image, fmt.Sprintf("ipv4_address = %q", ip))
+	}
+	inside := func(ip string) resource.TestCheckFunc {
+		return checkExec(t, env, name, ip+"\n", "sh", "-c", "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1")
+	}
+	sameID := statecheck.CompareValue(compare.ValuesSame())
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Factories(),
+		CheckDestroy:             checkDestroyed(t, env, name),
+		Steps: []resource.TestStep{
+			{
+				Config: config("v1", first),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue(testAddr, tfjsonpath.New("ip_address"), knownvalue.StringExact(first))}},
+				ConfigStateChecks: []statecheck.StateCheck{sameID.AddStateValue(testAddr, tfjsonpath.New("id"))},
+				Check:             inside(first),
+			},
+			{
+				Config: config("v2", first),
+				ConfigStateChecks: []statecheck.StateCheck{sameID.AddStateValue(testAddr, tfjsonpath.New("id")),
+					statecheck.ExpectKnownValue(testAddr, tfjsonpath.New("ip_address"), knownvalue.StringExact(first))},
+				Check: resource.ComposeTestCheckFunc(inside(first), checkExec(t, env, name, "v2\n", "cat", "/version")),
+			},
+			{
+				Config: config("v2", second),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(testAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(testAddr, tfjsonpath.New("ip_address"), knownvalue.StringExact(second))}},
+				ConfigStateChecks: []statecheck.StateCheck{sameID.AddStateValue(testAddr, tfjsonpath.New("id"))},
+				Check:             inside(second),
+			},
+			{
+				Config:      config("v2", "192.0.2.10"),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Invalid ipv4_address(.|\n)*` + ws("must be inside the bridge network's subnet")),
+			},
+			{
+				Config: config("v2", second) + fmt.Sprintf(`
+resource "pouch_container" "other" {
+  name         = "acc-fixed-other"
+  image        = "docker.io/pouchtest/acc-fixed:v1"
+  ipv4_address = %q
+}
+`, second),
+				ExpectError: regexp.MustCompile(ws("is held by container " + name)),
+			},
+		},
+	})
 }
