@@ -29,7 +29,8 @@ fi
 # --- Debian packages --------------------------------------------------------
 # openssh-server: the tests' remote hosts, each an sshd of their own on
 # loopback; the package's own service is not started (see policy-rc.d).
-packages=(containerd runc busybox-static skopeo docker-registry containernetworking-plugins iptables gnupg openssh-server)
+# tini: the static init of containers with init = true.
+packages=(containerd runc busybox-static skopeo docker-registry containernetworking-plugins iptables gnupg openssh-server tini)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

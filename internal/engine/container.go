@@ -124,8 +124,14 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 	if err != nil {
 		return State{}, err
 	}
+	var initBinary string
+	if spec.Init {
+		if initBinary, err = e.initBinary(); err != nil {
+			return State{}, err
+		}
+	}
 	runtimeSpec, err := e.buildRuntimeSpec(ctx, client, runtimeInputs{
-		spec: spec, proc: proc, snapshotKey: key, netnsPath: network.NetNS, mounts: mounts, etc: etc})
+		spec: spec, proc: proc, snapshotKey: key, netnsPath: network.NetNS, mounts: mounts, etc: etc, initBinary: initBinary})
 	if err != nil {
 		return State{}, err
 	}
@@ -371,7 +377,7 @@ func (e *Engine) stateFrom(ctx context.Context, c containerd.Container, info con
 	st.Spec.Running = st.Status == StatusRunning || done
 	if info.Spec != nil {
 		if p, err := specProcess(info.Spec.GetValue()); err == nil && p != nil {
-			st.Process = Process{Args: p.Args, Env: redactEnv(p.Env, rec.SecretEnvKeys), WorkingDir: p.Cwd}
+			st.Process = Process{Args: withoutInit(p.Args), Env: redactEnv(p.Env, rec.SecretEnvKeys), WorkingDir: p.Cwd}
 		}
 	}
 	return st, nil

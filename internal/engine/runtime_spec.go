@@ -25,6 +25,7 @@ type runtimeInputs struct {
 	snapshotKey string        // the root filesystem; its /etc/passwd resolves the user
 	netnsPath   string        // the persistent network namespace; "" for host networking
 	mounts      []specs.Mount // volumes, binds, tmpfs and image volumes
+	initBinary  string        // the host's init, for spec.Init
 	etc         []etcFile     // /etc/resolv.conf and /etc/hosts: the host's, or the container's own
 }
 
@@ -62,6 +63,9 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 	}
 	opts = append(opts, resourceOpts(spec.Resources)...)
 	opts = append(opts, serviceOpts(spec)...)
+	if spec.Init {
+		opts = append(opts, withInit(in.initBinary))
+	}
 	sec, err := securityOpts(spec.Security)
 	if err != nil {
 		return nil, err

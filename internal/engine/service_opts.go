@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -119,4 +120,44 @@ func onlineList(file string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// InitTarget is where the init of a container with Init is mounted, and
+// what its task runs first.
+const InitTarget = "/sbin/pouch-init"
+
+// InitBinaries are the static init binaries a host may have, in the order
+// they are looked for: Debian's tini package's, then Docker's.
+var InitBinaries = []string{"/usr/bin/tini-static", "/usr/libexec/docker/docker-init", "/usr/bin/docker-init"}
+
+// initBinary is the host's init binary for containers with Init.
+func (e *Engine) initBinary() (string, error) {
+	for _, p := range InitBinaries {
+		if ok, err := e.host.Exists(p); err == nil && ok {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: init needs a static init binary on the containerd host, and it has none of %s: "+
+		"install Debian's tini package there (apt-get install tini)", ErrInvalidSpec, strings.Join(InitBinaries, ", "))
+}
+
+// withInit runs the process under the init at binary, mounted read-only
+// at InitTarget: "InitTarget -- args...".
+func withInit(binary string) oci.SpecOpts {
+	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
+		if s.Process == nil {
+			s.Process = &specs.Process{}
+		}
+		s.Process.Args = append([]string{InitTarget, "--"}, s.Process.Args...)
+		return oci.WithMounts([]specs.Mount{{Type: "bind", Source: binary, Destination: InitTarget,
+			Options: []string{"rbind", "rprivate", "ro"}}})(ctx, client, c, s)
+	}
+}
+
+// withoutInit is args without the init that withInit put first.
+func withoutInit(args []string) []string {
+	if len(args) >= 2 && args[0] == InitTarget && args[1] == "--" {
+		return args[2:]
+	}
+	return args
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
@@ -198,5 +200,59 @@ func TestServiceSettingsRefused(t *testing.T) {
 				t.Fatal("a refused create left a container")
 			}
 		})
+	}
+}
+
+// zombies counts the zombie processes in container id.
+func zombies(t *testing.T, env *testenv.Env, id string) string {
+	t.Helper()
+	return mustExec(t, env, id, "sh", "-c", "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l")
+}
+
+// With init, PID 1 is the host's tini, and an orphan's zombie is reaped;
+// without it (PID 1 is sleep, which reaps nothing), the zombie stays: the
+// check can fail.
+func TestInitReapsZombies(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("init", "v1"))
+	orphan := "(sleep 0.2 &) ; true" // the subshell exits: sleep is PID 1's child, then a zombie
+	for _, tc := range []struct {
+		init    bool
+		zombies string
+	}{{true, "0"}, {false, "1"}} {
+		t.Run(fmt.Sprintf("init=%v", tc.init), func(t *testing.T) {
+			spec := engine.ContainerSpec{Name: fmt.Sprintf("eng-init-%v", tc.init), Image: "pouchtest/init:v1", Running: true,
+				NetworkMode: engine.NetworkNone, Init: tc.init}
+			st := create(t, e, spec)
+			comm := mustExec(t, env, spec.Name, "cat", "/proc/1/comm")
+			if tc.init != (comm == "pouch-init") {
+				t.Fatalf("PID 1 is %q", comm)
+			}
+			if !slices.Equal(st.Process.Args, []string{"sleep", "3600"}) {
+				t.Fatalf("the process read back is %v, want the service's, without the init", st.Process.Args)
+			}
+			mustExec(t, env, spec.Name, "sh", "-c", orphan)
+			testenv.Eventually(t, 10*time.Second, "zombies: "+tc.zombies, func() bool { return zombies(t, env, spec.Name) == tc.zombies })
+		})
+	}
+}
+
+// With init, the stop signal reaches the service: its trap runs, before
+// the stop timeout's SIGKILL.
+func TestInitForwardsTheStopSignal(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("init", "v1"))
+	out := t.TempDir()
+	spec := engine.ContainerSpec{Name: "eng-init-stop", Image: "pouchtest/init:v1", Running: true,
+		NetworkMode: engine.NetworkNone, Init: true, StopTimeout: 60 * time.Second,
+		Command: []string{"sh", "-c", `trap "echo TERM > /out/term; exit 0" TERM; while :; do sleep 1; done`},
+		Mounts:  []engine.Mount{{Type: engine.MountBind, Source: out, Target: "/out"}}}
+	create(t, e, spec)
+	spec.Running = false
+	if _, err := e.Update(context.Background(), spec.Name, spec); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "term")); err != nil || string(b) != "TERM\n" {
+		t.Fatalf("the service's trap after the stop: %q, %v; want TERM: the stop signal did not reach it", b, err)
 	}
 }

@@ -159,6 +159,10 @@ type ContainerSpec struct {
 	// ExtraHosts are host names and their addresses added to the
 	// container's /etc/hosts (the host's, otherwise).
 	ExtraHosts map[string]string `json:"extra_hosts,omitempty"`
+	// Init runs a minimal init as PID 1 (the host's tini, bind-mounted
+	// read-only), which forwards signals to the process and reaps the
+	// zombies it leaves.
+	Init bool `json:"init,omitempty"`
 }
 
 // DNSConfig is a container's own resolv.conf: each part left empty is the

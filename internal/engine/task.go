@@ -190,7 +190,9 @@ func (e *Engine) stopTask(ctx context.Context, c containerd.Container, spec Cont
 			return err
 		}
 		timeout := spec.StopTimeout
-		if timeout <= 0 || !e.host.HandlesSignal(task.Pid(), signal) {
+		// An init forwards the signal to the service (tini waits for its
+		// signals without a handler, so its masks do not say so).
+		if timeout <= 0 || !spec.Init && !e.host.HandlesSignal(task.Pid(), signal) {
 			signal = syscall.SIGKILL
 		}
 		e.log.Debug(ctx, "stopping task", map[string]any{"container": c.ID(), "signal": signal.String()})

@@ -251,9 +251,15 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if err := u.e.writeEtcFiles(u.spec.Name, u.etc); err != nil {
 		return err
 	}
+	var initBinary string
+	if u.spec.Init {
+		if initBinary, err = u.e.initBinary(); err != nil {
+			return err
+		}
+	}
 	if u.newSpec, err = u.e.buildRuntimeSpec(ctx, u.client, runtimeInputs{
 		spec: u.spec, proc: proc, snapshotKey: u.j.NewSnapshot, netnsPath: u.j.NewNetwork.NetNS, mounts: mounts,
-		etc: u.etc}); err != nil {
+		etc: u.etc, initBinary: initBinary}); err != nil {
 		return err
 	}
 	diff, err := compareSpecs(u.old.Spec, u.newSpec)
