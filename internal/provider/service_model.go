@@ -25,6 +25,7 @@ type serviceModel struct {
 	DNSSearch         types.List   `tfsdk:"dns_search"`
 	DNSOptions        types.List   `tfsdk:"dns_options"`
 	ExtraHosts        types.Map    `tfsdk:"extra_hosts"`
+	Init              types.Bool   `tfsdk:"init"`
 }
 
 // ulimitModel is one element of ulimits.
@@ -50,7 +51,7 @@ var deviceAttrTypes = map[string]attr.Type{"host_path": types.StringType, "conta
 // known yet.
 func (m serviceModel) unknown() bool {
 	for _, v := range []attr.Value{m.Ulimits, m.ShmSize, m.Sysctls, m.Devices, m.GroupAdd, m.OOMScoreAdj, m.CpusetCPUs,
-		m.CpusetMems, m.MemoryReservation, m.DNS, m.DNSSearch, m.DNSOptions, m.ExtraHosts} {
+		m.CpusetMems, m.MemoryReservation, m.DNS, m.DNSSearch, m.DNSOptions, m.ExtraHosts, m.Init} {
 		if anyUnknown(v) {
 			return true
 		}
@@ -128,6 +129,7 @@ func (m serviceModel) applyTo(ctx context.Context, spec *engine.ContainerSpec, d
 		Options: listToStrings(ctx, m.DNSOptions, diags),
 	}
 	spec.ExtraHosts = mapToStrings(ctx, m.ExtraHosts, diags)
+	spec.Init = m.Init.ValueBool()
 }
 
 // serviceFromSpec is the model of the service settings of a container read
@@ -152,6 +154,10 @@ func serviceFromSpec(spec engine.ContainerSpec, prior serviceModel, diags *diag.
 		DNSSearch:         list(spec.DNS.Search, prior.DNSSearch),
 		DNSOptions:        list(spec.DNS.Options, prior.DNSOptions),
 		ExtraHosts:        stringsToMap(spec.ExtraHosts, prior.ExtraHosts, diags),
+		Init:              types.BoolNull(),
+	}
+	if spec.Init || !prior.Init.IsNull() && !prior.Init.IsUnknown() {
+		m.Init = types.BoolValue(spec.Init) // false as the user wrote it
 	}
 	ulimitType := types.ObjectType{AttrTypes: ulimitAttrTypes}
 	if len(spec.Ulimits) == 0 {

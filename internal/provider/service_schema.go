@@ -108,6 +108,12 @@ func serviceAttributes() map[string]schema.Attribute {
 			Optional:   true,
 			Validators: []validator.Int64{memoryValidator},
 		},
+		"init": schema.BoolAttribute{
+			Description: "Run a minimal init as PID 1, which forwards signals to the process and reaps the zombies it " +
+				"leaves: the containerd host's static tini (Debian's tini package), mounted read-only at " +
+				"`" + engine.InitTarget + "`. The stop signal still reaches the service. " + restartsInPlace,
+			Optional: true,
+		},
 		"dns": schema.ListAttribute{
 			Description: fmt.Sprintf("Name servers' IP addresses (at most %d) of a resolv.conf of the container's own; the "+
 				"host's name servers when not set. Any of `dns`, `dns_search` and `dns_options` gives the container its own "+

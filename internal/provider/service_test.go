@@ -32,6 +32,7 @@ func serviceLines(cpus string, nofile int) []string {
 		`dns_search = ["svc.example"]`,
 		`dns_options = ["ndots:2"]`,
 		`extra_hosts = { "db.internal" = "10.1.2.3" }`,
+		`init = true`,
 	}
 }
 
@@ -51,6 +52,7 @@ func checkServiceInside(t *testing.T, name, cpus string, nofile int) resource.Te
 		{"grep ^Cpus_allowed_list: /proc/1/status | cut -f2", cpus},
 		{"grep -v '^#' /etc/resolv.conf", "nameserver 10.0.0.53\nsearch svc.example\noptions ndots:2"},
 		{"tail -n 1 /etc/hosts", "10.1.2.3\tdb.internal"},
+		{"cat /proc/1/comm", "pouch-init"},
 	} {
 		checks = append(checks, checkExec(t, env, name, c.want+"\n", "sh", "-c", c.cmd))
 	}
