@@ -39,7 +39,7 @@ func Classify(old, next ContainerSpec) Change {
 			Hostname: s.Hostname, NetworkMode: networkMode(s), IPv4Address: s.IPv4Address, Ports: s.Ports, Mounts: s.Mounts, Security: s.Security,
 			SecretEnvVersion: s.SecretEnvVersion, Log: s.Log.withDefaults(),
 			Ulimits: s.Ulimits, ShmSizeMiB: s.ShmSizeMiB, Sysctls: s.Sysctls, Devices: s.Devices, GroupAdd: s.GroupAdd,
-			OOMScoreAdj: s.OOMScoreAdj, DNS: s.DNS, ExtraHosts: s.ExtraHosts, Init: s.Init,
+			OOMScoreAdj: s.OOMScoreAdj, DNS: s.DNS, ExtraHosts: s.ExtraHosts, Init: s.Init, Uploads: recordedUploads(s.Uploads),
 		}
 	}
 	if !equalSpecs(process(old), process(next)) {

@@ -120,7 +120,7 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 	if network, err = e.applyNetwork(ctx, spec.Name, networkState{}, network); err != nil {
 		return State{}, err
 	}
-	etc, err := e.etcFiles(spec)
+	files, err := e.ownFiles(spec)
 	if err != nil {
 		return State{}, err
 	}
@@ -131,7 +131,7 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 		}
 	}
 	runtimeSpec, err := e.buildRuntimeSpec(ctx, client, runtimeInputs{
-		spec: spec, proc: proc, snapshotKey: key, netnsPath: network.NetNS, mounts: mounts, etc: etc, initBinary: initBinary})
+		spec: spec, proc: proc, snapshotKey: key, netnsPath: network.NetNS, mounts: mounts, files: files, initBinary: initBinary})
 	if err != nil {
 		return State{}, err
 	}
@@ -143,10 +143,10 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (_ State, retEr
 			_ = e.host.RemoveAll(e.containerDir(spec.Name))
 		}
 	}()
-	if err := e.writeEtcFiles(spec.Name, etc); err != nil {
+	if err := e.writeOwnFiles(spec.Name, files); err != nil {
 		return State{}, err
 	}
-	rec := record{Spec: spec, ImageDigest: img.digest(), Network: network, ImageVolumes: volumes.all,
+	rec := record{Spec: withUploadSums(spec), ImageDigest: img.digest(), Network: network, ImageVolumes: volumes.all,
 		SecretEnvKeys: sortedKeys(spec.SecretEnv)}
 	c, err := client.NewContainer(ctx, spec.Name,
 		containerd.WithSnapshotter(e.opts.Snapshotter),

@@ -1027,6 +1027,9 @@ func checkService(spec ContainerSpec) error {
 	if err := CheckDNS(spec.DNS); err != nil {
 		return err
 	}
+	if err := CheckUploads(spec.Uploads, spec.Mounts); err != nil {
+		return err
+	}
 	return CheckExtraHosts(spec.ExtraHosts)
 }
 
@@ -1131,4 +1134,46 @@ func lastAddr(p netip.Prefix) netip.Addr {
 		a[i] |= byte(0xff >> keep)
 	}
 	return netip.AddrFrom4(a)
+}
+
+// MaxUploadBytes bounds the content of one upload.
+const MaxUploadBytes = 4 << 20
+
+// CheckUploadMode judges an upload's permission bits.
+func CheckUploadMode(mode uint32) error {
+	if mode > 0o7777 || mode&0o6000 != 0 {
+		return fmt.Errorf("must be permission bits such as 0644 (no setuid or setgid), got %#o", mode)
+	}
+	return nil
+}
+
+// CheckUploads judges the files written for a container: each at an
+// absolute path that no other upload or mount takes, within the size
+// limit; the error names the field.
+func CheckUploads(uploads []Upload, mounts []Mount) error {
+	for i, u := range uploads {
+		at := fmt.Sprintf("uploads[%d]", i)
+		if err := CheckMountTarget(u.File); err != nil {
+			return inField(at+".file", err)
+		}
+		if err := CheckUploadMode(u.Mode); err != nil {
+			return inField(at+".mode", err)
+		}
+		if len(u.Content) > MaxUploadBytes {
+			return inField(at, fmt.Errorf("is %d bytes, more than the %d an upload may have: mount a volume or a bind "+
+				"mount for bigger files", len(u.Content), MaxUploadBytes))
+		}
+		file := path.Clean(u.File)
+		for j, v := range uploads[:i] {
+			if path.Clean(v.File) == file {
+				return inField(at+".file", fmt.Errorf("%s is written by uploads[%d] already", file, j))
+			}
+		}
+		for j, m := range mounts {
+			if path.Clean(m.Target) == file {
+				return inField(at+".file", fmt.Errorf("%s is the target of mounts[%d]", file, j))
+			}
+		}
+	}
+	return nil
 }

@@ -205,6 +205,17 @@ func TestCheckService(t *testing.T) {
 		{"bad group", with(func(s *ContainerSpec) { s.GroupAdd = []string{"audio", "no such"} }), "gid or a group name", "group_add[1]"},
 		{"oom", with(func(s *ContainerSpec) { s.OOMScoreAdj = -1000 }), "", ""},
 		{"oom over", with(func(s *ContainerSpec) { s.OOMScoreAdj = 1001 }), "between -1000 and 1000", "oom_score_adj"},
+		{"upload", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "/etc/app.conf", Mode: 0o640, Content: []byte("x")}} }), "", ""},
+		{"upload relative", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "etc/app.conf"}} }), "absolute", "uploads[0].file"},
+		{"upload under /proc", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "/proc/x"}} }), "/proc", "uploads[0].file"},
+		{"upload setuid", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "/bin/x", Mode: 0o4755}} }), "no setuid", "uploads[0].mode"},
+		{"upload too big", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "/x", Content: make([]byte, MaxUploadBytes+1)}} }),
+			"more than the", "uploads[0]"},
+		{"upload twice", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "/x"}, {File: "/x/"}} }), "written by uploads[0]", "uploads[1].file"},
+		{"upload on a mount", with(func(s *ContainerSpec) {
+			s.Mounts = []Mount{{Type: MountTmpfs, Target: "/x"}}
+			s.Uploads = []Upload{{File: "/x"}}
+		}), "target of mounts[0]", "uploads[0].file"},
 	})
 }
 

@@ -26,7 +26,7 @@ type runtimeInputs struct {
 	netnsPath   string        // the persistent network namespace; "" for host networking
 	mounts      []specs.Mount // volumes, binds, tmpfs and image volumes
 	initBinary  string        // the host's init, for spec.Init
-	etc         []etcFile     // /etc/resolv.conf and /etc/hosts: the host's, or the container's own
+	files       []ownFile     // /etc/resolv.conf and /etc/hosts (the host's, or the container's own), uploads
 }
 
 // buildRuntimeSpec generates the OCI runtime spec of a container. It is a
@@ -40,10 +40,10 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 		oci.WithProcessCwd(proc.WorkingDir),
 		oci.WithHostname(firstNonEmpty(spec.Hostname, spec.Name)),
 	}
-	for _, f := range in.etc {
+	for _, f := range in.files {
 		switch {
-		case f.Data != nil:
-			opts = append(opts, oci.WithMounts(etcMounts([]etcFile{f})))
+		case f.Own:
+			opts = append(opts, oci.WithMounts(ownMounts([]ownFile{f})))
 		case f.Target == "/etc/hosts":
 			opts = append(opts, oci.WithHostHostsFile)
 		default:

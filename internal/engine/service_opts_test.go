@@ -154,7 +154,7 @@ func TestServiceSettings(t *testing.T) {
 	if got := mustExec(t, env, spec.Name, "grep", "^nameserver", "/etc/resolv.conf"); got != "nameserver 10.0.0.54" {
 		t.Fatalf("resolv.conf after the change: %q", got)
 	}
-	etc, err := os.ReadDir(filepath.Join(env.DataRoot, "containers", env.Namespace, spec.Name, "etc"))
+	etc, err := os.ReadDir(filepath.Join(env.DataRoot, "containers", env.Namespace, spec.Name, "files"))
 	if err != nil || len(etc) != 2 {
 		t.Fatalf("the container's own /etc files: %v (%v), want its resolv.conf and hosts only", etc, err)
 	}
@@ -254,5 +254,71 @@ func TestInitForwardsTheStopSignal(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(out, "term")); err != nil || string(b) != "TERM\n" {
 		t.Fatalf("the service's trap after the stop: %q, %v; want TERM: the stop signal did not reach it", b, err)
+	}
+}
+
+// Uploads are in the container, with their bytes and modes, read-only,
+// before the task starts; a new content restarts the task on it, an image
+// upgrade keeps them, and their contents are never in the container's
+// record.
+func TestUploads(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := context.Background()
+	env.ImportImage(t, versionImage("uploads", "v1"))
+	env.ImportImage(t, versionImage("uploads", "v2"))
+	const secret = "pa55-Upl0ad-9q"
+	spec := engine.ContainerSpec{Name: "eng-uploads", Image: "pouchtest/uploads:v1", Running: true, NetworkMode: engine.NetworkNone,
+		// The task reads its configuration when it starts.
+		Command: []string{"sh", "-c", "cp /etc/app/app.conf /tmp/at-start && exec sleep 3600"},
+		Uploads: []engine.Upload{
+			{File: "/etc/app/app.conf", Mode: 0o640, Content: []byte("a = 1\n")},
+			{File: "/run/secrets/db", Mode: 0o600, Content: []byte(secret)},
+		}}
+	create(t, e, spec)
+	check := func(conf string) {
+		t.Helper()
+		for _, c := range []struct{ cmd, want string }{
+			{"cat /tmp/at-start", strings.TrimSpace(conf)},
+			{"stat -c '%a %u' /etc/app/app.conf /run/secrets/db", "640 0\n600 0"},
+			{"cat /run/secrets/db", secret},
+			{"echo x >> /etc/app/app.conf 2>/dev/null && echo written || echo refused", "refused"},
+		} {
+			if got := mustExec(t, env, spec.Name, "sh", "-c", c.cmd); got != c.want {
+				t.Errorf("%s: %q, want %q", c.cmd, got, c.want)
+			}
+		}
+	}
+	check("a = 1\n")
+	if info := containerInfo(t, env, spec.Name); strings.Contains(fmt.Sprint(info.Extensions), secret) ||
+		strings.Contains(fmt.Sprint(info.Labels), secret) {
+		t.Fatal("an upload's content is in the container's record")
+	}
+
+	pid := env.TaskPID(t, spec.Name)
+	spec.Uploads[0].Content = []byte("a = 2\n")
+	if _, err := e.Update(ctx, spec.Name, spec); err != nil {
+		t.Fatal(err)
+	}
+	if env.TaskPID(t, spec.Name) == pid {
+		t.Fatal("a new content did not restart the task")
+	}
+	check("a = 2\n")
+	files, err := os.ReadDir(filepath.Join(env.DataRoot, "containers", env.Namespace, spec.Name, "files"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("the container's own files after the change: %v (%v), want its two uploads only", files, err)
+	}
+
+	spec.Image = "pouchtest/uploads:v2"
+	st, err := e.Update(ctx, spec.Name, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("a = 2\n")
+	// The spec read back, without the contents, changes nothing.
+	pid = env.TaskPID(t, spec.Name)
+	back := st.Spec
+	back.Running = true
+	if _, err := e.Update(ctx, spec.Name, back); err != nil || env.TaskPID(t, spec.Name) != pid {
+		t.Fatalf("an update with the spec read back: %v, or it restarted the task", err)
 	}
 }

@@ -163,6 +163,26 @@ type ContainerSpec struct {
 	// read-only), which forwards signals to the process and reaps the
 	// zombies it leaves.
 	Init bool `json:"init,omitempty"`
+	// Uploads are files written for the container before its task starts
+	// (configuration files), each mounted read-only at its path.
+	Uploads []Upload `json:"uploads,omitempty"`
+}
+
+// Upload is a file pouch writes for a container: under the container's
+// directory in the data root, named for its content, and bind-mounted
+// read-only at File. Its content is never recorded (it may be secret):
+// the record keeps its SHA-256.
+type Upload struct {
+	// File is the absolute path in the container.
+	File string `json:"file"`
+	// Mode is the file's permission bits, such as 0o640; 0 is 0o644. The
+	// file belongs to root.
+	Mode uint32 `json:"mode,omitempty"`
+	// SHA256 is the hex SHA-256 of Content, which the engine fills in.
+	SHA256 string `json:"sha256,omitempty"`
+	// Content is the file's bytes; nil in specs read back, where the
+	// file written before serves.
+	Content []byte `json:"-"`
 }
 
 // DNSConfig is a container's own resolv.conf: each part left empty is the

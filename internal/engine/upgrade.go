@@ -99,7 +99,7 @@ type upgrade struct {
 	resize       bool          // only the cgroup limits change: applied to the live task
 	done         bool          // a one-shot task that ran to completion: as good as running
 	started      time.Time     // when the new task started
-	etc          []etcFile     // the new task's /etc files
+	files        []ownFile     // the new task's own files and /etc files
 }
 
 func (u *upgrade) run(ctx context.Context) error {
@@ -244,11 +244,11 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if u.etc, err = u.e.etcFiles(u.spec); err != nil {
+	if u.files, err = u.e.ownFiles(u.spec); err != nil {
 		return err
 	}
 	// New files of their own names: the old task keeps its own.
-	if err := u.e.writeEtcFiles(u.spec.Name, u.etc); err != nil {
+	if err := u.e.writeOwnFiles(u.spec.Name, u.files); err != nil {
 		return err
 	}
 	var initBinary string
@@ -259,7 +259,7 @@ func (u *upgrade) stage(ctx context.Context) error {
 	}
 	if u.newSpec, err = u.e.buildRuntimeSpec(ctx, u.client, runtimeInputs{
 		spec: u.spec, proc: proc, snapshotKey: u.j.NewSnapshot, netnsPath: u.j.NewNetwork.NetNS, mounts: mounts,
-		etc: u.etc, initBinary: initBinary}); err != nil {
+		files: u.files, initBinary: initBinary}); err != nil {
 		return err
 	}
 	diff, err := compareSpecs(u.old.Spec, u.newSpec)
@@ -523,7 +523,7 @@ func (u *upgrade) commit(ctx context.Context) error {
 	if err := u.e.finishCommit(ctx, u.client, u.c, u.j); err != nil {
 		return err
 	}
-	u.e.pruneEtcFiles(u.spec.Name, u.etc)
+	u.e.pruneOwnFiles(u.spec.Name, u.files)
 	u.e.log.Info(ctx, "upgrade: done", map[string]any{"container": u.spec.Name, "image": u.img.image.Name()})
 	return nil
 }
@@ -564,7 +564,7 @@ func (u *upgrade) releaseLease(ctx context.Context) {
 // image digest onto a container record.
 func (u *upgrade) withNewRecord(c *containers.Container, revs []revision) error {
 	c.Labels = u.e.containerLabels(u.spec.Labels, revs, c.Labels)
-	return withRecord(c, record{Spec: u.spec, ImageDigest: u.img.digest(), Network: u.j.NewNetwork,
+	return withRecord(c, record{Spec: withUploadSums(u.spec), ImageDigest: u.img.digest(), Network: u.j.NewNetwork,
 		ImageVolumes: u.volumes, Revisions: revs, SecretEnvKeys: sortedKeys(u.spec.SecretEnv)})
 }
 

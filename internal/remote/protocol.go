@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
@@ -91,20 +92,33 @@ type callParams struct {
 }
 
 // wireSpec is a ContainerSpec with what its JSON form leaves out: whether
-// it runs, and its secret variables (never logged, on either side).
+// it runs, its secret variables and the contents of its uploads (never
+// logged, on either side).
 type wireSpec struct {
 	Spec      engine.ContainerSpec `json:"spec"`
 	Running   bool                 `json:"running"`
 	SecretEnv map[string]string    `json:"secret_env,omitempty"`
+	// Uploads are the contents of Spec.Uploads, in order (nil: read back).
+	Uploads [][]byte `json:"uploads,omitempty"`
 }
 
 func specToWire(s engine.ContainerSpec) wireSpec {
-	return wireSpec{Spec: s, Running: s.Running, SecretEnv: s.SecretEnv}
+	w := wireSpec{Spec: s, Running: s.Running, SecretEnv: s.SecretEnv}
+	for _, u := range s.Uploads {
+		w.Uploads = append(w.Uploads, u.Content)
+	}
+	return w
 }
 
 func (w wireSpec) spec() engine.ContainerSpec {
 	s := w.Spec
 	s.Running, s.SecretEnv = w.Running, w.SecretEnv
+	if len(w.Uploads) == len(s.Uploads) {
+		s.Uploads = slices.Clone(s.Uploads)
+		for i := range s.Uploads {
+			s.Uploads[i].Content = w.Uploads[i]
+		}
+	}
 	return s
 }
 
