@@ -205,7 +205,9 @@ func TestCheckService(t *testing.T) {
 		{"bad group", with(func(s *ContainerSpec) { s.GroupAdd = []string{"audio", "no such"} }), "gid or a group name", "group_add[1]"},
 		{"oom", with(func(s *ContainerSpec) { s.OOMScoreAdj = -1000 }), "", ""},
 		{"oom over", with(func(s *ContainerSpec) { s.OOMScoreAdj = 1001 }), "between -1000 and 1000", "oom_score_adj"},
-		{"upload", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "/etc/app.conf", Mode: 0o640, Content: []byte("x")}} }), "", ""},
+		{"upload", with(func(s *ContainerSpec) {
+			s.Uploads = []Upload{{File: "/etc/app.conf", Mode: 0o640, Content: []byte("x")}}
+		}), "", ""},
 		{"upload relative", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "etc/app.conf"}} }), "absolute", "uploads[0].file"},
 		{"upload under /proc", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "/proc/x"}} }), "/proc", "uploads[0].file"},
 		{"upload setuid", with(func(s *ContainerSpec) { s.Uploads = []Upload{{File: "/bin/x", Mode: 0o4755}} }), "no setuid", "uploads[0].mode"},
