@@ -336,7 +336,7 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 	m.Capabilities = capabilitiesToObject(ctx, sec.CapAdd, sec.CapDrop, prior.Capabilities, &diags)
 	m.Healthcheck = healthcheckToObject(ctx, st.Spec.Healthcheck, prior.Healthcheck, &diags)
 	m.Upgrade = upgradeToObject(ctx, st.Spec.Upgrade, &diags)
-	m.serviceModel = serviceFromSpec(st.Spec, prior.serviceModel, &diags)
+	m.serviceModel = serviceFromSpec(ctx, st.Spec, prior.serviceModel, &diags)
 	if m.Timeouts.IsUnknown() || m.Timeouts.Object.AttributeTypes(ctx) == nil {
 		m.Timeouts = timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes(ctx, containerTimeouts))}
 	}

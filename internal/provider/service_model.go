@@ -26,6 +26,7 @@ type serviceModel struct {
 	DNSOptions        types.List   `tfsdk:"dns_options"`
 	ExtraHosts        types.Map    `tfsdk:"extra_hosts"`
 	Init              types.Bool   `tfsdk:"init"`
+	Uploads           types.List   `tfsdk:"uploads"`
 }
 
 // ulimitModel is one element of ulimits.
@@ -51,7 +52,7 @@ var deviceAttrTypes = map[string]attr.Type{"host_path": types.StringType, "conta
 // known yet.
 func (m serviceModel) unknown() bool {
 	for _, v := range []attr.Value{m.Ulimits, m.ShmSize, m.Sysctls, m.Devices, m.GroupAdd, m.OOMScoreAdj, m.CpusetCPUs,
-		m.CpusetMems, m.MemoryReservation, m.DNS, m.DNSSearch, m.DNSOptions, m.ExtraHosts, m.Init} {
+		m.CpusetMems, m.MemoryReservation, m.DNS, m.DNSSearch, m.DNSOptions, m.ExtraHosts, m.Init, m.Uploads} {
 		if anyUnknown(v) {
 			return true
 		}
@@ -130,12 +131,13 @@ func (m serviceModel) applyTo(ctx context.Context, spec *engine.ContainerSpec, d
 	}
 	spec.ExtraHosts = mapToStrings(ctx, m.ExtraHosts, diags)
 	spec.Init = m.Init.ValueBool()
+	spec.Uploads = uploadsSpec(ctx, m.Uploads, diags)
 }
 
 // serviceFromSpec is the model of the service settings of a container read
 // back; prior supplies what the record cannot tell apart (an empty list
-// from no list).
-func serviceFromSpec(spec engine.ContainerSpec, prior serviceModel, diags *diag.Diagnostics) serviceModel {
+// from no list) and does not keep (the uploads' contents).
+func serviceFromSpec(ctx context.Context, spec engine.ContainerSpec, prior serviceModel, diags *diag.Diagnostics) serviceModel {
 	list := func(s []string, prior types.List) types.List {
 		if len(s) == 0 {
 			return emptyListOr(prior, types.StringType)
@@ -155,6 +157,7 @@ func serviceFromSpec(spec engine.ContainerSpec, prior serviceModel, diags *diag.
 		DNSOptions:        list(spec.DNS.Options, prior.DNSOptions),
 		ExtraHosts:        stringsToMap(spec.ExtraHosts, prior.ExtraHosts, diags),
 		Init:              types.BoolNull(),
+		Uploads:           uploadsToList(ctx, spec.Uploads, prior.Uploads, diags),
 	}
 	if spec.Init || !prior.Init.IsNull() && !prior.Init.IsUnknown() {
 		m.Init = types.BoolValue(spec.Init) // false as the user wrote it

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	fwpath "github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -108,6 +109,51 @@ func serviceAttributes() map[string]schema.Attribute {
 			Optional:   true,
 			Validators: []validator.Int64{memoryValidator},
 		},
+		"uploads": schema.ListNestedAttribute{
+			Description: "Files written for the container before its task starts, such as configuration files: each " +
+				"owned by root, mounted read-only at `file`, kept across restarts and image upgrades. `content` and " +
+				"`content_base64` are sensitive: not in the plan's output, but in the state, as every sensitive value; a " +
+				"`source` file's bytes are in neither (the state keeps its `sha256`). Their contents are never in the " +
+				"container's record on the host. " + restartsInPlace,
+			Optional: true,
+			NestedObject: schema.NestedAttributeObject{
+				Attributes: map[string]schema.Attribute{
+					"file": schema.StringAttribute{
+						Description: "Absolute path of the file in the container.",
+						Required:    true,
+						Validators:  []validator.String{mountTargetValidator},
+					},
+					"content": schema.StringAttribute{
+						Description: "The file's text. One of `content`, `content_base64` and `source`.",
+						Optional:    true,
+						Sensitive:   true,
+						Validators:  []validator.String{exactlyOneUploadSource()},
+					},
+					"content_base64": schema.StringAttribute{
+						Description: "The file's bytes in base64 (`filebase64()`, binary files).",
+						Optional:    true,
+						Sensitive:   true,
+						Validators:  []validator.String{exactlyOneUploadSource(), base64Validator},
+					},
+					"source": schema.StringAttribute{
+						Description: "A file on the machine that runs Terraform, read at apply (sent over SSH with `host`); a " +
+							"change of its bytes is planned through `sha256`.",
+						Optional: true,
+						Validators: []validator.String{exactlyOneUploadSource(), stringvalidator.LengthAtLeast(1)},
+					},
+					"mode": schema.StringAttribute{
+						Description: "Permission bits in octal, such as `\"0640\"`; `0644` when not set. No setuid or setgid.",
+						Optional:    true,
+						Validators:  []validator.String{uploadModeValidator},
+					},
+					"sha256": schema.StringAttribute{
+						Description: "Hex SHA-256 of the file's bytes. Computed.",
+						Computed:    true,
+						PlanModifiers: []planmodifier.String{uploadSHA256{}},
+					},
+				},
+			},
+		},
 		"init": schema.BoolAttribute{
 			Description: "Run a minimal init as PID 1, which forwards signals to the process and reaps the zombies it " +
 				"leaves: the containerd host's static tini (Debian's tini package), mounted read-only at " +
@@ -169,6 +215,11 @@ func validateService(ctx context.Context, cfg containerModel, diags *diag.Diagno
 	}
 	if err := engine.CheckExtraHosts(spec.ExtraHosts); err != nil {
 		addEngineRuleError(diags, fwpath.Empty(), "Invalid extra host", err)
+	}
+	if mounts, ok := knownMounts(ctx, cfg.Mounts); ok || cfg.Mounts.IsNull() {
+		if err := engine.CheckUploads(spec.Uploads, mounts); err != nil {
+			addEngineRuleError(diags, fwpath.Empty(), "Invalid upload", err)
+		}
 	}
 	if !cfg.Memory.IsNull() && !cfg.Memory.IsUnknown() && !cfg.MemoryReservation.IsNull() && !cfg.MemoryReservation.IsUnknown() {
 		if err := engine.CheckMemoryReservationMiB(cfg.MemoryReservation.ValueInt64(), cfg.Memory.ValueInt64()); err != nil {

@@ -152,6 +152,12 @@ func TestValidation_service(t *testing.T) {
 		{base + `  dns = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]`, `Attribute\s+dns\s+` + ws("list must contain at most 3")},
 		{base + `  dns_options = ["ndots 2"]`, `Attribute\s+dns_options\[0\]\s+` + ws("must be a resolver option")},
 		{base + `  extra_hosts = { db = "10.1.2" }`, `Attribute\s+extra_hosts\["db"\]\s+` + ws("must be an IP address")},
+		{base + `  uploads = [{ file = "etc/app.conf", content = "x" }]`, `uploads\[0\]\.file(.|\n)*absolute`},
+		{base + `  uploads = [{ file = "/etc/app.conf", content = "x", mode = "4755" }]`, `uploads\[0\]\.mode(.|\n)*` + ws("no setuid or setgid")},
+		{base + `  uploads = [{ file = "/etc/app.conf", content = "x", source = "/etc/hostname" }]`, ws("2 attributes specified when one (and only one) of")},
+		{base + `  uploads = [{ file = "/etc/app.conf" }]`, `uploads\[0\](.|\n)*` + ws("No attribute specified when one (and only one) of")},
+		{base + "  mounts = [{ type = \"tmpfs\", target = \"/etc/app\" }]\n" + `  uploads = [{ file = "/etc/app", content = "x" }]`,
+			`Attribute\s+uploads\[0\]\.file\s+` + ws("/etc/app is the target of mounts[0]")},
 		{base + "  network_mode = \"host\"\n  ipv4_address = \"10.88.0.9\"", `Attribute\s+ipv4_address\s+` + ws("is an address on the bridge network")},
 		{base + `  ipv4_address = "10.88.0.1"`, `Attribute\s+ipv4_address\s+` + ws("(10.88.0.1) is the bridge's own address")},
 	}
