@@ -138,7 +138,7 @@ func serviceAttributes() map[string]schema.Attribute {
 					"source": schema.StringAttribute{
 						Description: "A file on the machine that runs Terraform, read at apply (sent over SSH with `host`); a " +
 							"change of its bytes is planned through `sha256`.",
-						Optional: true,
+						Optional:   true,
 						Validators: []validator.String{exactlyOneUploadSource(), stringvalidator.LengthAtLeast(1)},
 					},
 					"mode": schema.StringAttribute{
@@ -147,8 +147,8 @@ func serviceAttributes() map[string]schema.Attribute {
 						Validators:  []validator.String{uploadModeValidator},
 					},
 					"sha256": schema.StringAttribute{
-						Description: "Hex SHA-256 of the file's bytes. Computed.",
-						Computed:    true,
+						Description:   "Hex SHA-256 of the file's bytes. Computed.",
+						Computed:      true,
 						PlanModifiers: []planmodifier.String{uploadSHA256{}},
 					},
 				},
