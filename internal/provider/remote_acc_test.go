@@ -214,8 +214,8 @@ resource "pouch_container" "test" {
 
 // TestAccRemote_imageArchive: a source_archive on the machine running
 // terraform, bigger than one piece of the upload, is imported on the host
-// over SSH; a container there runs its bytes, and the machine running
-// terraform gets no image.
+// over SSH; a container there runs its bytes, with an upload's content
+// sent along, and the machine running terraform gets no image.
 func TestAccRemote_imageArchive(t *testing.T) {
 	env := accEnv(t)
 	h := remoteHosts(t, env, 1)[0]
@@ -231,8 +231,9 @@ resource "pouch_image" "app" {
 }
 
 resource "pouch_container" "test" {
-  name  = %q
-  image = pouch_image.app.reference_with_digest
+  name    = %q
+  image   = pouch_image.app.reference_with_digest
+  uploads = [{ file = "/etc/app.conf", content = "sent over ssh" }]
 }
 `, imported, archive, name)
 	resource.Test(t, resource.TestCase{
@@ -248,6 +249,7 @@ resource "pouch_container" "test" {
 					}
 					return nil
 				},
+				checkExec(t, h.Env, name, "sent over ssh", "cat", "/etc/app.conf"),
 				func(*terraform.State) error {
 					if _, err := env.Client.ImageService().Get(env.Context(), imported); err == nil {
 						return fmt.Errorf("image %s is in the containerd of the machine running terraform", imported)
@@ -258,3 +260,4 @@ resource "pouch_container" "test" {
 		}},
 	})
 }
+
