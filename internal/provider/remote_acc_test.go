@@ -260,4 +260,3 @@ resource "pouch_container" "test" {
 		}},
 	})
 }
-
