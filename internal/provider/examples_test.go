@@ -66,7 +66,12 @@ func TestAccExample_stateful(t *testing.T) {
 		return httpGet("http://127.0.0.1:8090/", "hello from pouch-stateful-web\n", 15*time.Second)
 	}
 	version := func(want string) resource.TestCheckFunc {
-		return checkExecContains(t, env, "pouch-stateful-web", []string{"env"}, "POUCH_DEMO_VERSION="+want)
+		return resource.ComposeTestCheckFunc(
+			checkExecContains(t, env, "pouch-stateful-web", []string{"env"}, "POUCH_DEMO_VERSION="+want),
+			// The service settings, kept through the upgrade.
+			checkExec(t, env, "pouch-stateful-web", "16384 128.0M 1024 pouch-init\nA:*\n", "sh", "-c",
+				"echo $(ulimit -n) $(df -h /dev/shm | tail -n 1 | awk '{print $2}') $(cat /proc/sys/net/core/somaxconn) $(cat /proc/1/comm); cat /etc/httpd.conf"),
+		)
 	}
 
 	resource.Test(t, resource.TestCase{
