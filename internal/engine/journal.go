@@ -136,9 +136,26 @@ func (e *Engine) rollBack(ctx context.Context, client *containerd.Client, c cont
 	if err != nil {
 		return fmt.Errorf("restore the container record: %w", err)
 	}
+	// A network that cannot be restored does not keep the old task from
+	// starting again; the journal stays, for the next read to try again.
+	var netErr error
 	if !reflect.DeepEqual(j.NewNetwork, j.OldRecord.Network) && j.NewNetwork.Mode != "" {
-		if _, err := e.applyNetwork(ctx, id, j.NewNetwork, j.OldRecord.Network); err != nil {
-			return fmt.Errorf("restore the network: %w", err)
+		restored, err := e.applyNetwork(ctx, id, j.NewNetwork, j.OldRecord.Network)
+		switch {
+		case err != nil:
+			netErr = fmt.Errorf("restore the network: %w", err)
+		case restored.IP != j.OldRecord.Network.IP || restored.MAC != j.OldRecord.Network.MAC:
+			// The old address was taken meanwhile: the record says the one
+			// the container has now.
+			rec := j.OldRecord
+			rec.Network = restored
+			if err := c.Update(ctx, func(_ context.Context, _ *containerd.Client, c *containers.Container) error {
+				return withRecord(c, rec)
+			}); err != nil {
+				netErr = fmt.Errorf("record the restored network: %w", err)
+			}
+			e.log.Info(ctx, "the old address was taken: the container has another", map[string]any{"container": id,
+				"was": j.OldRecord.Network.IP, "now": restored.IP})
 		}
 	}
 	if j.WasRunning {
@@ -160,9 +177,15 @@ func (e *Engine) rollBack(ctx context.Context, client *containerd.Client, c cont
 			}
 		}
 	}
+	if netErr != nil {
+		return netErr
+	}
 	if j.NewSnapshot != "" && j.NewSnapshot != j.OldSnapshot && !isRevision(j.OldRecord, j.NewSnapshot) {
 		e.removeSnapshot(ctx, client, j.NewSnapshot)
 	}
+	// The update's own files (uploads may be secret) go; the old task's
+	// stay.
+	e.pruneOwnFiles(id, specMountSources(j.oldSpec()))
 	e.removeImageVolumes(ctx, id, stagedVolumes(j))
 	if j.NewNetwork.NetNS != "" && j.OldRecord.Network.NetNS == "" {
 		if err := e.removeNetNS(j.NewNetwork.NetNS); err != nil {

@@ -123,8 +123,9 @@ func (e *Engine) applyNetwork(ctx context.Context, id string, from, to networkSt
 	att, err := e.host.Attach(ctx, to.attachID(id), to.NetNS, hostPorts(to.Ports),
 		host.Address{IP: to.IP, MAC: to.MAC, Required: to.Fixed})
 	if err != nil && to.Fixed {
-		return to, fmt.Errorf("%w: ipv4_address %s cannot be had on the bridge network (something outside pouch holds "+
-			"it, or it is reserved): choose another address (%w)", ErrInvalidSpec, to.IP, err)
+		return to, fmt.Errorf("%w: ipv4_address %s cannot be had on the bridge network (a container of another "+
+			"namespace on the same bridge, or something outside pouch, holds it): choose another address (%w)",
+			ErrInvalidSpec, to.IP, err)
 	}
 	if err != nil {
 		return to, fmt.Errorf("attach to the bridge network: %w", err)

@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
+	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -163,19 +166,75 @@ func (e *Engine) writeOwnFiles(id string, files []ownFile) error {
 	return nil
 }
 
-// pruneOwnFiles removes container id's own files that are not in files,
-// the ones its task uses now.
-func (e *Engine) pruneOwnFiles(id string, files []ownFile) {
+// pruneOwnFiles removes container id's own files but keep, those its task
+// uses (its runtime spec's mount sources).
+func (e *Engine) pruneOwnFiles(id string, keep []string) {
 	entries, err := os.ReadDir(e.ownDir(id))
 	if err != nil {
 		return
 	}
 	for _, entry := range entries {
-		p := filepath.Join(e.ownDir(id), entry.Name())
-		if !slices.ContainsFunc(files, func(f ownFile) bool { return f.Path == p }) {
+		if p := filepath.Join(e.ownDir(id), entry.Name()); !slices.Contains(keep, p) {
 			_ = e.host.RemoveAll(p)
 		}
 	}
+}
+
+// keepEtcFiles is files with the resolv.conf and hosts of the old task
+// kept where the settings they come from did not change: they are built
+// from the host's files too, and a change of those (DHCP, a resolver
+// restarted) is not a change of the container, to restart it for.
+func (e *Engine) keepEtcFiles(id string, files []ownFile, old, next ContainerSpec, oldSpec typeurl.Any) []ownFile {
+	var mounts struct {
+		Mounts []specs.Mount `json:"mounts"`
+	}
+	if oldSpec == nil || json.Unmarshal(oldSpec.GetValue(), &mounts) != nil {
+		return files
+	}
+	same := map[string]bool{
+		"/etc/resolv.conf": reflect.DeepEqual(old.DNS, next.DNS),
+		"/etc/hosts":       reflect.DeepEqual(old.ExtraHosts, next.ExtraHosts),
+	}
+	out := slices.Clone(files)
+	for i, f := range out {
+		if !f.Own || !same[f.Target] {
+			continue
+		}
+		for _, m := range mounts.Mounts {
+			if m.Destination == f.Target && filepath.Dir(m.Source) == e.ownDir(id) {
+				out[i].Path, out[i].Data = m.Source, nil
+			}
+		}
+	}
+	return out
+}
+
+// ownFilePaths are the host paths of files.
+func ownFilePaths(files []ownFile) []string {
+	out := make([]string, 0, len(files))
+	for _, f := range files {
+		out = append(out, f.Path)
+	}
+	return out
+}
+
+// specMountSources are the sources of the mounts of a runtime spec; nil
+// when it cannot be read.
+func specMountSources(spec typeurl.Any) []string {
+	if spec == nil {
+		return nil
+	}
+	var s struct {
+		Mounts []specs.Mount `json:"mounts"`
+	}
+	if json.Unmarshal(spec.GetValue(), &s) != nil {
+		return nil
+	}
+	out := make([]string, 0, len(s.Mounts))
+	for _, m := range s.Mounts {
+		out = append(out, m.Source)
+	}
+	return out
 }
 
 // resolvConf is the host's resolv.conf with the parts dns sets replaced.

@@ -40,8 +40,11 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 		oci.WithProcessCwd(proc.WorkingDir),
 		oci.WithHostname(firstNonEmpty(spec.Hostname, spec.Name)),
 	}
+	var uploads []ownFile
 	for _, f := range in.files {
 		switch {
+		case f.Target != "/etc/hosts" && f.Target != "/etc/resolv.conf":
+			uploads = append(uploads, f) // after the mounts, which would hide them
 		case f.Own:
 			opts = append(opts, oci.WithMounts(ownMounts([]ownFile{f})))
 		case f.Target == "/etc/hosts":
@@ -60,6 +63,9 @@ func (e *Engine) buildRuntimeSpec(ctx context.Context, client *containerd.Client
 	}
 	if len(in.mounts) > 0 {
 		opts = append(opts, oci.WithMounts(in.mounts))
+	}
+	if len(uploads) > 0 {
+		opts = append(opts, oci.WithMounts(ownMounts(uploads)))
 	}
 	opts = append(opts, resourceOpts(spec.Resources)...)
 	opts = append(opts, serviceOpts(spec)...)
@@ -203,7 +209,10 @@ func resourceOpts(r Resources) []oci.SpecOpts {
 // liveResources is the cgroup update that takes a running task to r. A
 // limit that r no longer sets is lifted explicitly: an update leaves alone
 // what it does not name.
-func liveResources(r Resources) *specs.LinuxResources {
+//
+// A cpuset is written only when r or from (the limits the task has) sets
+// one: lifting one is every online CPU and memory node again.
+func liveResources(r, from Resources) *specs.LinuxResources {
 	unlimited := int64(-1)
 	memory := unlimited
 	if r.MemoryMiB > 0 {
@@ -222,14 +231,17 @@ func liveResources(r Resources) *specs.LinuxResources {
 	if r.PidsLimit > 0 {
 		pids = r.PidsLimit
 	}
-	// A cpuset lifted is every online CPU and memory node again. (A soft
-	// memory limit is not lifted live: Classify restarts the task.)
-	cpus := cmp.Or(r.CpusetCPUs, onlineList("/sys/devices/system/cpu/online"))
-	mems := cmp.Or(r.CpusetMems, onlineList("/sys/devices/system/node/online"))
+	// (A soft memory limit is not lifted live: Classify restarts the task.)
 	res := &specs.LinuxResources{
 		Memory: &specs.LinuxMemory{Limit: &memory},
-		CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares, Cpus: cpus, Mems: mems},
+		CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares},
 		Pids:   &specs.LinuxPids{Limit: &pids},
+	}
+	if r.CpusetCPUs != "" || from.CpusetCPUs != "" {
+		res.CPU.Cpus = cmp.Or(r.CpusetCPUs, onlineList("/sys/devices/system/cpu/online"))
+	}
+	if r.CpusetMems != "" || from.CpusetMems != "" {
+		res.CPU.Mems = cmp.Or(r.CpusetMems, onlineList("/sys/devices/system/node/online"))
 	}
 	if r.MemoryReservationMiB > 0 {
 		reservation := r.MemoryReservationMiB << 20

@@ -273,13 +273,17 @@ func TestUploads(t *testing.T) {
 		Uploads: []engine.Upload{
 			{File: "/etc/app/app.conf", Mode: 0o640, Content: []byte("a = 1\n")},
 			{File: "/run/secrets/db", Mode: 0o600, Content: []byte(secret)},
-		}}
+			// Under a mount, and with a mode the umask would change.
+			{File: "/srv/shared/motd", Mode: 0o664, Content: []byte("welcome")},
+		},
+		Mounts: []engine.Mount{{Type: engine.MountTmpfs, Target: "/srv/shared"}}}
 	create(t, e, spec)
 	check := func(conf string) {
 		t.Helper()
 		for _, c := range []struct{ cmd, want string }{
 			{"cat /tmp/at-start", strings.TrimSpace(conf)},
-			{"stat -c '%a %u' /etc/app/app.conf /run/secrets/db", "640 0\n600 0"},
+			{"stat -c '%a %u' /etc/app/app.conf /run/secrets/db /srv/shared/motd", "640 0\n600 0\n664 0"},
+			{"cat /srv/shared/motd", "welcome"},
 			{"cat /run/secrets/db", secret},
 			{"echo x >> /etc/app/app.conf 2>/dev/null && echo written || echo refused", "refused"},
 		} {
@@ -304,8 +308,8 @@ func TestUploads(t *testing.T) {
 	}
 	check("a = 2\n")
 	files, err := os.ReadDir(filepath.Join(env.DataRoot, "containers", env.Namespace, spec.Name, "files"))
-	if err != nil || len(files) != 2 {
-		t.Fatalf("the container's own files after the change: %v (%v), want its two uploads only", files, err)
+	if err != nil || len(files) != 3 {
+		t.Fatalf("the container's own files after the change: %v (%v), want its three uploads only", files, err)
 	}
 
 	spec.Image = "pouchtest/uploads:v2"
@@ -320,5 +324,38 @@ func TestUploads(t *testing.T) {
 	back.Running = true
 	if _, err := e.Update(ctx, spec.Name, back); err != nil || env.TaskPID(t, spec.Name) != pid {
 		t.Fatalf("an update with the spec read back: %v, or it restarted the task", err)
+	}
+}
+
+// Changes the runtime spec shows as resources but that cannot be applied
+// live restart the task, as the plan says: a device's access rights, a
+// soft memory limit lifted.
+func TestResourceLikeChangesRestart(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := context.Background()
+	env.ImportImage(t, versionImage("restarts", "v1"))
+	spec := engine.ContainerSpec{Name: "eng-restarts", Image: "pouchtest/restarts:v1", Running: true, NetworkMode: engine.NetworkNone,
+		Devices:   []engine.Device{{HostPath: "/dev/fuse", ContainerPath: "/dev/pouch-fuse", Permissions: "r"}},
+		Resources: engine.Resources{MemoryReservationMiB: 32}}
+	create(t, e, spec)
+	write := "(exec 3>/dev/pouch-fuse) 2>/dev/null && echo opened || echo refused"
+	for _, step := range []struct {
+		name  string
+		edit  func(*engine.ContainerSpec)
+		check func() bool
+	}{
+		{"device rw", func(s *engine.ContainerSpec) { s.Devices[0].Permissions = "rw" },
+			func() bool { return mustExec(t, env, spec.Name, "sh", "-c", write) == "opened" }},
+		{"reservation lifted", func(s *engine.ContainerSpec) { s.Resources.MemoryReservationMiB = 0 },
+			func() bool { return softLimit(t, env, spec.Name) != fmt.Sprint(32<<20) }},
+	} {
+		pid := env.TaskPID(t, spec.Name)
+		step.edit(&spec)
+		if _, err := e.Update(ctx, spec.Name, spec); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if env.TaskPID(t, spec.Name) == pid || !step.check() {
+			t.Fatalf("%s: not applied by a restart", step.name)
+		}
 	}
 }

@@ -247,6 +247,7 @@ func (u *upgrade) stage(ctx context.Context) error {
 	if u.files, err = u.e.ownFiles(u.spec); err != nil {
 		return err
 	}
+	u.files = u.e.keepEtcFiles(u.spec.Name, u.files, oldRec.Spec, u.spec, u.old.Spec)
 	// New files of their own names: the old task keeps its own.
 	if err := u.e.writeOwnFiles(u.spec.Name, u.files); err != nil {
 		return err
@@ -270,7 +271,11 @@ func (u *upgrade) stage(ctx context.Context) error {
 		!reflect.DeepEqual(u.j.NewNetwork.Ports, oldRec.Network.Ports) || u.j.NewNetwork.IP != oldRec.Network.IP ||
 		u.j.NewNetwork.Fixed != oldRec.Network.Fixed
 	logChanged := u.spec.Log.withDefaults() != oldRec.Spec.Log.withDefaults()
-	u.restart = u.imageChanged || diff == specDiffers || networkChanged || logChanged
+	// What the plan said (Classify) restarts too: a change the runtime
+	// spec shows only as resources (device rules, a lifted soft limit)
+	// cannot be applied live.
+	u.restart = u.imageChanged || diff == specDiffers || networkChanged || logChanged ||
+		Classify(oldRec.Spec, u.spec) == ChangeRestart
 	u.resize = diff == resourcesDiffer
 	if u.imageChanged && u.j.WasRunning {
 		u.writeOutImage(ctx)
@@ -350,8 +355,8 @@ func snapshotDir(mounts []mount.Mount) string {
 // started or stopped as asked.
 func (u *upgrade) applyInPlace(ctx context.Context) error {
 	if u.resize && u.j.WasRunning {
-		if err := u.resizeTask(ctx, u.spec.Resources); err != nil {
-			if rerr := u.resizeTask(context.WithoutCancel(ctx), u.oldRec.Spec.Resources); rerr != nil {
+		if err := u.resizeTask(ctx, u.spec.Resources, u.oldRec.Spec.Resources); err != nil {
+			if rerr := u.resizeTask(context.WithoutCancel(ctx), u.oldRec.Spec.Resources, u.spec.Resources); rerr != nil {
 				return fmt.Errorf("resize container %s: %w; restoring the old limits failed too: %w", u.spec.Name, err, rerr)
 			}
 			return u.fail(ctx, PhaseStage, fmt.Errorf("resize: %w", err))
@@ -406,14 +411,15 @@ func (u *upgrade) applyInPlace(ctx context.Context) error {
 	return nil
 }
 
-// resizeTask applies cgroup limits to the running task, in place.
-func (u *upgrade) resizeTask(ctx context.Context, r Resources) error {
+// resizeTask applies cgroup limits r to the running task, in place, from
+// the limits from.
+func (u *upgrade) resizeTask(ctx context.Context, r, from Resources) error {
 	task, err := u.c.Task(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("load task: %w", err)
 	}
 	u.e.log.Info(ctx, "resizing running task", map[string]any{"container": u.spec.Name})
-	return task.Update(ctx, containerd.WithResources(liveResources(r)))
+	return task.Update(ctx, containerd.WithResources(liveResources(r, from)))
 }
 
 // stop records the phase, then stops the old task with the old container's
@@ -523,7 +529,7 @@ func (u *upgrade) commit(ctx context.Context) error {
 	if err := u.e.finishCommit(ctx, u.client, u.c, u.j); err != nil {
 		return err
 	}
-	u.e.pruneOwnFiles(u.spec.Name, u.files)
+	u.e.pruneOwnFiles(u.spec.Name, ownFilePaths(u.files))
 	u.e.log.Info(ctx, "upgrade: done", map[string]any{"container": u.spec.Name, "image": u.img.image.Name()})
 	return nil
 }

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -80,6 +81,11 @@ func uploadBytes(u uploadModel) (data []byte, ok bool, err error) {
 		b, err := base64.StdEncoding.DecodeString(u.ContentBase64.ValueString())
 		return b, err == nil, err
 	case !u.Source.IsNull():
+		info, err := os.Stat(u.Source.ValueString())
+		if err == nil && info.Size() > engine.MaxUploadBytes {
+			return nil, false, fmt.Errorf("%s is %d bytes, more than the %d an upload may have: mount a volume or a bind "+
+				"mount for bigger files", u.Source.ValueString(), info.Size(), engine.MaxUploadBytes)
+		}
 		b, err := os.ReadFile(u.Source.ValueString())
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, false, err
@@ -136,6 +142,14 @@ func uploadsSpec(ctx context.Context, l types.List, diags *diag.Diagnostics) []e
 				fmt.Sprintf("The content of the upload to %s cannot be read: %v.", u.File.ValueString(), err))
 		case !ok && !u.Content.IsUnknown() && !u.ContentBase64.IsUnknown() && !u.Source.IsUnknown():
 			data = nil // read back, without a content: the file on the host serves
+		case ok && !u.SHA256.IsNull() && !u.SHA256.IsUnknown():
+			// The plan said which bytes: a source file that changed since
+			// is not what was planned.
+			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != u.SHA256.ValueString() {
+				diags.AddAttributeError(path.Root("uploads").AtListIndex(i).AtName("source"), "The upload changed since the plan",
+					fmt.Sprintf("The file to upload to %s does not hold what the plan read (its sha256 differs): plan again.",
+						u.File.ValueString()))
+			}
 		}
 		out = append(out, engine.Upload{File: knownString(u.File), Mode: mode, SHA256: knownString(u.SHA256), Content: data})
 	}
@@ -165,7 +179,7 @@ func uploadsToList(ctx context.Context, uploads []engine.Upload, prior types.Lis
 			}
 			m.Mode = p.Mode
 		}
-		if mode, err := parseUploadMode(m.Mode.ValueString()); m.Mode.IsNull() || err != nil || mode != u.Mode {
+		if mode, err := parseUploadMode(m.Mode.ValueString()); m.Mode.IsNull() || err != nil || cmp.Or(mode, 0o644) != u.Mode {
 			m.Mode = types.StringNull()
 			if u.Mode != 0o644 {
 				m.Mode = types.StringValue(fmt.Sprintf("%04o", u.Mode))

@@ -148,7 +148,7 @@ func serviceFromSpec(ctx context.Context, spec engine.ContainerSpec, prior servi
 		ShmSize:           optionalInt64(spec.ShmSizeMiB),
 		Sysctls:           stringsToMap(spec.Sysctls, prior.Sysctls, diags),
 		GroupAdd:          list(spec.GroupAdd, prior.GroupAdd),
-		OOMScoreAdj:       optionalInt64(int64(spec.OOMScoreAdj)),
+		OOMScoreAdj:       zeroAsWritten(int64(spec.OOMScoreAdj), prior.OOMScoreAdj),
 		CpusetCPUs:        optionalString(spec.Resources.CpusetCPUs),
 		CpusetMems:        optionalString(spec.Resources.CpusetMems),
 		MemoryReservation: optionalInt64(spec.Resources.MemoryReservationMiB),
@@ -188,4 +188,13 @@ func serviceFromSpec(ctx context.Context, spec engine.ContainerSpec, prior servi
 		m.Devices = l
 	}
 	return m
+}
+
+// zeroAsWritten is v, null when 0 unless prior is a known 0 (the user
+// wrote the default).
+func zeroAsWritten(v int64, prior types.Int64) types.Int64 {
+	if v == 0 && !prior.IsNull() && !prior.IsUnknown() && prior.ValueInt64() == 0 {
+		return prior
+	}
+	return optionalInt64(v)
 }

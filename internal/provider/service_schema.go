@@ -54,7 +54,9 @@ func serviceAttributes() map[string]schema.Attribute {
 		"sysctls": schema.MapAttribute{
 			Description: "Kernel parameters of the container's own namespaces: `net.*` (not with `network_mode = " +
 				"\"host\"`), `fs.mqueue.*` and the IPC ones (`kernel.shmmax`, `kernel.sem`...). Any other " +
-				"(`vm.max_map_count`...) is the whole host's and is refused at plan: set it on the host. " + restartsInPlace,
+				"(`vm.max_map_count`...) is the whole host's and is refused at plan: set it on the host. A `net.*` value " +
+				"lives in the container's network namespace, which lasts as long as the container: removing it leaves " +
+				"the value until the container is replaced. " + restartsInPlace,
 			ElementType: types.StringType,
 			Optional:    true,
 		},
@@ -147,8 +149,9 @@ func serviceAttributes() map[string]schema.Attribute {
 						Validators:  []validator.String{uploadModeValidator},
 					},
 					"sha256": schema.StringAttribute{
-						Description:   "Hex SHA-256 of the file's bytes. Computed.",
+						Description:   "Hex SHA-256 of the file's bytes (sensitive: a short secret could be found from it). Computed.",
 						Computed:      true,
+						Sensitive:     true,
 						PlanModifiers: []planmodifier.String{uploadSHA256{}},
 					},
 				},

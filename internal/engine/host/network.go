@@ -389,6 +389,15 @@ func (n *Network) Attach(ctx context.Context, id, netnsPath string, ports []Port
 			rt.Args = append(rt.Args, [2]string{"MAC", mac})
 		}
 		att, err := n.add(ctx, rt)
+		if err == nil && want.Required && att.IP != ip {
+			// An IPAM that ignores the IP argument (a CNI network of the
+			// user's) gave another address.
+			if derr := n.del(context.WithoutCancel(ctx), rt, nil); derr != nil {
+				err = fmt.Errorf("clean up: %w", derr)
+			}
+			return Attachment{}, errors.Join(fmt.Errorf("CNI network %q gave %s the address %s, not %s: its IPAM does not "+
+				"take the IP argument (host-local does)", n.name, id, att.IP, ip), err)
+		}
 		if err == nil || want.Required {
 			return att, err
 		}
