@@ -255,27 +255,12 @@ func timeoutsAttrTypes(ctx context.Context, opts timeouts.Opts) map[string]attr.
 }
 
 func (r *containerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return // not configured yet (validation)
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError("Unexpected provider data",
-			fmt.Sprintf("Expected *providerData, got %T. This is a bug in the provider.", req.ProviderData))
-		return
-	}
-	r.data = data
+	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
 }
 
 // engine returns the configured engine, or adds an error when there is none.
 func (r *containerResource) engine(diags *diag.Diagnostics) engine.API {
-	if r.data == nil || r.data.engine == nil {
-		diags.AddError("Provider not configured",
-			"The pouch provider's configuration is not known, so containers cannot be changed. "+
-				"This is a bug in the provider or in Terraform.")
-		return nil
-	}
-	return r.data.engine
+	return engineOf(r.data, "containers", diags)
 }
 
 func (r *containerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

@@ -164,26 +164,12 @@ func platformChanged(_ context.Context, req planmodifier.StringRequest, resp *st
 }
 
 func (r *imageResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError("Unexpected provider data",
-			fmt.Sprintf("Expected *providerData, got %T. This is a bug in the provider.", req.ProviderData))
-		return
-	}
-	r.data = data
+	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
 }
 
+// engine returns the configured engine, or adds an error when there is none.
 func (r *imageResource) engine(diags *diag.Diagnostics) engine.API {
-	if r.data == nil || r.data.engine == nil {
-		diags.AddError("Provider not configured",
-			"The pouch provider's configuration is not known, so images cannot be changed. "+
-				"This is a bug in the provider or in Terraform.")
-		return nil
-	}
-	return r.data.engine
+	return engineOf(r.data, "images", diags)
 }
 
 // fromEngine is m with what img says of the image.

@@ -5,11 +5,13 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -250,4 +252,30 @@ func stringOr(v types.String, fallbacks ...string) string {
 		}
 	}
 	return ""
+}
+
+// configuredData is what a resource's Configure keeps of the provider's
+// data: nil before the provider is configured (validation).
+func configuredData(v any, diags *diag.Diagnostics) *providerData {
+	if v == nil {
+		return nil
+	}
+	data, ok := v.(*providerData)
+	if !ok {
+		diags.AddError("Unexpected provider data",
+			fmt.Sprintf("Expected *providerData, got %T. This is a bug in the provider.", v))
+	}
+	return data
+}
+
+// engineOf returns data's engine, or adds an error saying that what (the
+// resources of a type, "containers") cannot be changed without one.
+func engineOf(data *providerData, what string, diags *diag.Diagnostics) engine.API {
+	if data == nil || data.engine == nil {
+		diags.AddError("Provider not configured",
+			"The pouch provider's configuration is not known, so "+what+" cannot be changed. "+
+				"This is a bug in the provider or in Terraform.")
+		return nil
+	}
+	return data.engine
 }

@@ -113,26 +113,12 @@ func (r *volumeResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 }
 
 func (r *volumeResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError("Unexpected provider data",
-			fmt.Sprintf("Expected *providerData, got %T. This is a bug in the provider.", req.ProviderData))
-		return
-	}
-	r.data = data
+	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
 }
 
+// engine returns the configured engine, or adds an error when there is none.
 func (r *volumeResource) engine(diags *diag.Diagnostics) engine.API {
-	if r.data == nil || r.data.engine == nil {
-		diags.AddError("Provider not configured",
-			"The pouch provider's configuration is not known, so volumes cannot be changed. "+
-				"This is a bug in the provider or in Terraform.")
-		return nil
-	}
-	return r.data.engine
+	return engineOf(r.data, "volumes", diags)
 }
 
 func (r *volumeResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
