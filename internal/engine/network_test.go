@@ -152,6 +152,10 @@ func TestFixedAddress(t *testing.T) {
 	if st, err := e.Update(ctx, spec.Name, spec); err != nil || st.IPAddress != first || inside() != first {
 		t.Fatalf("after an upgrade: %v, state %s, inside %s; want %s", err, st.IPAddress, inside(), first)
 	}
+	spec.Env = map[string]string{"RESTARTED": "1"}
+	if st, err := e.Update(ctx, spec.Name, spec); err != nil || st.IPAddress != first || inside() != first {
+		t.Fatalf("after a restart in place: %v, state %s, inside %s; want %s", err, st.IPAddress, inside(), first)
+	}
 	spec.IPv4Address = second
 	st, err := e.Update(ctx, spec.Name, spec)
 	if err != nil || st.IPAddress != second || inside() != second || st.ID != spec.Name {

@@ -38,7 +38,7 @@ func serviceSpec(image string) engine.ContainerSpec {
 		Devices:     []engine.Device{{HostPath: "/dev/fuse", ContainerPath: "/dev/pouch-fuse", Permissions: "r"}},
 		GroupAdd:    []string{"audio", "1234"},
 		OOMScoreAdj: 500,
-		Resources:   engine.Resources{CpusetCPUs: "0", MemoryReservationMiB: 64},
+		Resources:   engine.Resources{CpusetCPUs: "0", CpusetMems: "0", MemoryReservationMiB: 64},
 		DNS:         engine.DNSConfig{Servers: []string{"10.0.0.53"}, Search: []string{"svc.example"}, Options: []string{"ndots:2"}},
 		ExtraHosts:  map[string]string{"db.internal": "10.1.2.3"},
 	}
@@ -61,6 +61,7 @@ func checkService(t *testing.T, env *testenv.Env, id, cpus string) {
 		{"cat /proc/1/oom_score_adj", "500"},
 		{"grep ^Groups: /proc/1/status | cut -f2", "0 29 1234"}, // root's own group, then group_add's
 		{"grep ^Cpus_allowed_list: /proc/1/status | cut -f2", cpus},
+		{"grep ^Mems_allowed_list: /proc/1/status | cut -f2", "0"},
 		{"grep -v '^#' /etc/resolv.conf", "nameserver 10.0.0.53\nsearch svc.example\noptions ndots:2"},
 		{"tail -n 1 /etc/hosts", "10.1.2.3\tdb.internal"},
 		{"echo x >> /etc/hosts 2>/dev/null && echo written || echo refused", "refused"},
