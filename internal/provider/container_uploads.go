@@ -142,18 +142,30 @@ func uploadsSpec(ctx context.Context, l types.List, diags *diag.Diagnostics) []e
 				fmt.Sprintf("The content of the upload to %s cannot be read: %v.", u.File.ValueString(), err))
 		case !ok && !u.Content.IsUnknown() && !u.ContentBase64.IsUnknown() && !u.Source.IsUnknown():
 			data = nil // read back, without a content: the file on the host serves
-		case ok && !u.SHA256.IsNull() && !u.SHA256.IsUnknown():
-			// The plan said which bytes: a source file that changed since
-			// is not what was planned.
-			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != u.SHA256.ValueString() {
-				diags.AddAttributeError(path.Root("uploads").AtListIndex(i).AtName("source"), "The upload changed since the plan",
-					fmt.Sprintf("The file to upload to %s does not hold what the plan read (its sha256 differs): plan again.",
-						u.File.ValueString()))
-			}
 		}
 		out = append(out, engine.Upload{File: knownString(u.File), Mode: mode, SHA256: knownString(u.SHA256), Content: data})
 	}
 	return out
+}
+
+// checkUploadsAsPlanned refuses, before an apply changes anything, the
+// uploads whose bytes are not those the plan read (a source file that
+// changed since): the plan said which bytes by their sha256.
+func checkUploadsAsPlanned(ctx context.Context, spec engine.ContainerSpec, planned types.List, diags *diag.Diagnostics) {
+	if planned.IsNull() || planned.IsUnknown() {
+		return
+	}
+	var us []uploadModel
+	diags.Append(planned.ElementsAs(ctx, &us, false)...)
+	for i, u := range spec.Uploads {
+		if i >= len(us) || u.Content == nil || us[i].SHA256.IsNull() || us[i].SHA256.IsUnknown() {
+			continue
+		}
+		if sum := sha256.Sum256(u.Content); hex.EncodeToString(sum[:]) != us[i].SHA256.ValueString() {
+			diags.AddAttributeError(path.Root("uploads").AtListIndex(i).AtName("source"), "The upload changed since the plan",
+				fmt.Sprintf("The file to upload to %s does not hold what the plan read (its sha256 differs): plan again.", u.File))
+		}
+	}
 }
 
 // uploadsToList is the list of uploads read back; prior supplies their

@@ -83,6 +83,29 @@ func TestAccCLI_uploads(t *testing.T) {
 	if env.TaskPID(t, name) == pid {
 		t.Error("the new secret did not restart the task")
 	}
+
+	// A saved plan, then the file changes: the apply refuses the bytes
+	// the plan did not read (terraform, planning again at apply, sees
+	// another sha256: an inconsistent final plan), and the container is not
+	// touched.
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := traced("plan", "-no-color", "-out", "saved.tfplan"); code != 0 {
+		t.Fatalf("plan -out: exit code %d\n%s", code, out)
+	}
+	if err := os.WriteFile(secretFile, []byte("n0t-planned"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pid = env.TaskPID(t, name)
+	if out, code := traced("apply", "-no-color", "saved.tfplan"); code == 0 || !strings.Contains(out, "inconsistent final plan") ||
+		!strings.Contains(out, ".uploads") {
+		t.Fatalf("apply of a saved plan after the file changed: exit code %d, want a refusal\n%s", code, out)
+	}
+	inside(newSecret)
+	if env.TaskPID(t, name) != pid {
+		t.Error("the refused apply restarted the task")
+	}
 	for _, s := range []string{secret, newSecret, conf} {
 		for _, text := range readable {
 			if strings.Contains(text, s) {

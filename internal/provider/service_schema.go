@@ -138,8 +138,9 @@ func serviceAttributes() map[string]schema.Attribute {
 						Validators:  []validator.String{exactlyOneUploadSource(), base64Validator},
 					},
 					"source": schema.StringAttribute{
-						Description: "A file on the machine that runs Terraform, read at apply (sent over SSH with `host`); a " +
-							"change of its bytes is planned through `sha256`.",
+						Description: "A file on the machine that runs Terraform, read at plan and at apply (sent over SSH " +
+							"with `host`); a change of its bytes is planned through `sha256`. A file that changes between a saved " +
+							"plan and its apply is refused (terraform reports an inconsistent final plan for `uploads`): plan again.",
 						Optional:   true,
 						Validators: []validator.String{exactlyOneUploadSource(), stringvalidator.LengthAtLeast(1)},
 					},
