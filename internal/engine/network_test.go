@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -179,5 +181,39 @@ func TestFixedAddress(t *testing.T) {
 	other.IPv4Address = first
 	if st := create(t, e, other); st.IPAddress != first {
 		t.Fatalf("the freed address: %s, want %s", st.IPAddress, first)
+	}
+}
+
+// An upgrade that moves a container to a new fixed address and a new
+// upload, onto an image that cannot start, rolls back: the old image runs
+// again at the old address, with the old file, and the failed update's own
+// file is gone from the host.
+func TestFixedAddressRollBack(t *testing.T) {
+	e, env := newEngine(t)
+	ctx := context.Background()
+	env.ImportImage(t, versionImage("fixed-rb", "v1"))
+	env.ImportImage(t, imagebuild.Image{Name: "docker.io/pouchtest/fixed-rb:broken", NoBusybox: true,
+		Entrypoint: []string{"/bin/missing"}})
+	first, second := addressIn(t, env.Subnet, 220), addressIn(t, env.Subnet, 221)
+	spec := engine.ContainerSpec{Name: "eng-fixed-rb", Image: "pouchtest/fixed-rb:v1", Running: true, IPv4Address: first,
+		Uploads: []engine.Upload{{File: "/etc/app.conf", Content: []byte("old")}}}
+	create(t, e, spec)
+	next := spec
+	next.Image, next.IPv4Address = "pouchtest/fixed-rb:broken", second
+	next.Uploads = []engine.Upload{{File: "/etc/app.conf", Content: []byte("new secret")}}
+	if _, err := e.Update(ctx, spec.Name, next); !errors.Is(err, engine.ErrRolledBack) {
+		t.Fatalf("upgrade to an image that cannot start: %v, want ErrRolledBack", err)
+	}
+	st, err := e.Inspect(ctx, spec.Name)
+	if err != nil || st.IPAddress != first || st.Spec.Image != spec.Image {
+		t.Fatalf("after the rollback: %v, address %s, image %s; want %s, %s", err, st.IPAddress, st.Spec.Image, first, spec.Image)
+	}
+	if got := mustExec(t, env, spec.Name, "sh", "-c", "cat /version; echo; cat /etc/app.conf; echo; "+
+		"ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1"); got != "v1\nold\n"+first {
+		t.Fatalf("the old container after the rollback: %q", got)
+	}
+	files, err := os.ReadDir(filepath.Join(env.DataRoot, "containers", env.Namespace, spec.Name, "files"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("the container's own files after the rollback: %v (%v), want the old upload only", files, err)
 	}
 }
