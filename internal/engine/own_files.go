@@ -42,8 +42,8 @@ type ownFile struct {
 	Mode os.FileMode
 }
 
-// ownFiles are the files a container's spec gives its /etc/resolv.conf
-// and /etc/hosts, built from the host's own.
+// ownFiles are the files a container's spec mounts: its /etc/resolv.conf
+// and /etc/hosts (built from the host's own), then its uploads.
 func (e *Engine) ownFiles(spec ContainerSpec) ([]ownFile, error) {
 	resolv := ownFile{Target: "/etc/resolv.conf", Path: "/etc/resolv.conf"}
 	if !spec.DNS.IsZero() {
@@ -73,7 +73,8 @@ func (e *Engine) ownFiles(spec ContainerSpec) ([]ownFile, error) {
 			h := sha256.Sum256(u.Content)
 			sum = hex.EncodeToString(h[:])
 		}
-		if len(sum) != 64 {
+		// A recorded sum names a file: only a SHA-256 in hex does.
+		if _, err := hex.DecodeString(sum); err != nil || len(sum) != 64 {
 			return nil, fmt.Errorf("%w: uploads: %s has no content", ErrInvalidSpec, u.File)
 		}
 		name := fmt.Sprintf("upload-%s-%04o", sum[:32], mode)
