@@ -274,7 +274,7 @@ func (r *containerResource) Create(ctx context.Context, req resource.CreateReque
 	resp.Diagnostics.Append(diags...)
 	spec, diags := plan.spec(ctx)
 	resp.Diagnostics.Append(diags...)
-	checkUploadsAsPlanned(ctx, spec, plan.Uploads, &resp.Diagnostics)
+	readUploadSources(ctx, &spec, plan.Uploads, &resp.Diagnostics)
 	spec.SecretEnv = secretEnv(ctx, req.Config, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
@@ -342,7 +342,7 @@ func (r *containerResource) Update(ctx context.Context, req resource.UpdateReque
 	resp.Diagnostics.Append(diags...)
 	spec, diags := plan.spec(ctx)
 	resp.Diagnostics.Append(diags...)
-	checkUploadsAsPlanned(ctx, spec, plan.Uploads, &resp.Diagnostics)
+	readUploadSources(ctx, &spec, plan.Uploads, &resp.Diagnostics)
 	spec.SecretEnv = secretEnv(ctx, req.Config, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		// resp.State starts as the plan: record the prior state instead.

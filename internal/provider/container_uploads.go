@@ -123,6 +123,10 @@ func (uploadSHA256) PlanModifyString(ctx context.Context, req planmodifier.Strin
 }
 
 // uploadsSpec are the engine's uploads of the list l, their contents read.
+//
+// A source file is not read here: its upload is what its sha256 says (the
+// state's, or the plan's), which is all a comparison of specs needs;
+// readUploadSources reads the files at apply.
 func uploadsSpec(ctx context.Context, l types.List, diags *diag.Diagnostics) []engine.Upload {
 	if l.IsNull() || l.IsUnknown() {
 		return nil
@@ -135,36 +139,51 @@ func uploadsSpec(ctx context.Context, l types.List, diags *diag.Diagnostics) []e
 		if err != nil {
 			diags.AddAttributeError(path.Root("uploads").AtListIndex(i).AtName("mode"), "Invalid mode", err.Error())
 		}
-		data, ok, err := uploadBytes(u)
-		switch {
-		case err != nil:
-			diags.AddAttributeError(path.Root("uploads").AtListIndex(i), "Cannot read the upload",
-				fmt.Sprintf("The content of the upload to %s cannot be read: %v.", u.File.ValueString(), err))
-		case !ok && !u.Content.IsUnknown() && !u.ContentBase64.IsUnknown() && !u.Source.IsUnknown():
-			data = nil // read back, without a content: the file on the host serves
+		up := engine.Upload{File: knownString(u.File), Mode: mode, SHA256: knownString(u.SHA256)}
+		if u.Source.IsNull() {
+			// Inline, or read back without a content (the file on the
+			// host serves): nil then.
+			data, _, err := uploadBytes(u)
+			if err != nil {
+				diags.AddAttributeError(path.Root("uploads").AtListIndex(i), "Cannot read the upload",
+					fmt.Sprintf("The content of the upload to %s cannot be read: %v.", up.File, err))
+			}
+			up.Content = data
 		}
-		out = append(out, engine.Upload{File: knownString(u.File), Mode: mode, SHA256: knownString(u.SHA256), Content: data})
+		out = append(out, up)
 	}
 	return out
 }
 
-// checkUploadsAsPlanned refuses, before an apply changes anything, the
-// uploads whose bytes are not those the plan read (a source file that
-// changed since): the plan said which bytes by their sha256.
-func checkUploadsAsPlanned(ctx context.Context, spec engine.ContainerSpec, planned types.List, diags *diag.Diagnostics) {
+// readUploadSources reads the source files of spec's uploads, planned as
+// the list planned, before an apply changes anything. A file whose bytes
+// are not those the plan read (it changed since) is refused: the plan said
+// which bytes by their sha256.
+func readUploadSources(ctx context.Context, spec *engine.ContainerSpec, planned types.List, diags *diag.Diagnostics) {
 	if planned.IsNull() || planned.IsUnknown() {
 		return
 	}
 	var us []uploadModel
 	diags.Append(planned.ElementsAs(ctx, &us, false)...)
-	for i, u := range spec.Uploads {
-		if i >= len(us) || u.Content == nil || us[i].SHA256.IsNull() || us[i].SHA256.IsUnknown() {
+	for i := range spec.Uploads {
+		if i >= len(us) || us[i].Source.IsNull() {
 			continue
 		}
-		if sum := sha256.Sum256(u.Content); hex.EncodeToString(sum[:]) != us[i].SHA256.ValueString() {
-			diags.AddAttributeError(path.Root("uploads").AtListIndex(i).AtName("source"), "The upload changed since the plan",
-				fmt.Sprintf("The file to upload to %s does not hold what the plan read (its sha256 differs): plan again.", u.File))
+		data, _, err := uploadBytes(us[i])
+		if err != nil {
+			diags.AddAttributeError(path.Root("uploads").AtListIndex(i), "Cannot read the upload",
+				fmt.Sprintf("The content of the upload to %s cannot be read: %v.", spec.Uploads[i].File, err))
+			continue
 		}
+		if planned := us[i].SHA256; !planned.IsNull() && !planned.IsUnknown() {
+			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != planned.ValueString() {
+				diags.AddAttributeError(path.Root("uploads").AtListIndex(i).AtName("source"), "The upload changed since the plan",
+					fmt.Sprintf("The file to upload to %s does not hold what the plan read (its sha256 differs): plan again.",
+						spec.Uploads[i].File))
+				continue
+			}
+		}
+		spec.Uploads[i].Content = data
 	}
 }
 

@@ -78,11 +78,6 @@ func planWarning(ctx context.Context, prior, plan containerModel) (summary, deta
 	if d.HasError() {
 		return "", ""
 	}
-	// The prior uploads are what the state's sha256 says, not what their
-	// source files hold now.
-	for i := range oldSpec.Uploads {
-		oldSpec.Uploads[i].Content = nil
-	}
 	newSpec, d := plan.spec(ctx)
 	if d.HasError() {
 		return "", ""
