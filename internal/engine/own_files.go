@@ -68,11 +68,7 @@ func (e *Engine) ownFiles(spec ContainerSpec) ([]ownFile, error) {
 		if mode == 0 {
 			mode = 0o644
 		}
-		sum := u.SHA256
-		if u.Content != nil {
-			h := sha256.Sum256(u.Content)
-			sum = hex.EncodeToString(h[:])
-		}
+		sum := u.sum()
 		// A recorded sum names a file: only a SHA-256 in hex does.
 		if _, err := hex.DecodeString(sum); err != nil || len(sum) != 64 {
 			return nil, fmt.Errorf("%w: uploads: %s has no content", ErrInvalidSpec, u.File)
@@ -82,6 +78,16 @@ func (e *Engine) ownFiles(spec ContainerSpec) ([]ownFile, error) {
 			Data: u.Content, Mode: mode})
 	}
 	return files, nil
+}
+
+// sum is the hex SHA-256 of u's content; the recorded one when it has none
+// (read back).
+func (u Upload) sum() string {
+	if u.Content == nil {
+		return u.SHA256
+	}
+	h := sha256.Sum256(u.Content)
+	return hex.EncodeToString(h[:])
 }
 
 // withUploadSums is spec with its uploads as the record keeps them.
@@ -98,10 +104,7 @@ func recordedUploads(uploads []Upload) []Upload {
 	}
 	out := slices.Clone(uploads)
 	for i, u := range out {
-		if u.Content != nil {
-			h := sha256.Sum256(u.Content)
-			out[i].SHA256 = hex.EncodeToString(h[:])
-		}
+		out[i].SHA256 = u.sum()
 		if out[i].Mode == 0 {
 			out[i].Mode = 0o644
 		}
@@ -186,22 +189,21 @@ func (e *Engine) pruneOwnFiles(id string, keep []string) {
 // from the host's files too, and a change of those (DHCP, a resolver
 // restarted) is not a change of the container, to restart it for.
 func (e *Engine) keepEtcFiles(id string, files []ownFile, old, next ContainerSpec, oldSpec typeurl.Any) []ownFile {
-	var mounts struct {
-		Mounts []specs.Mount `json:"mounts"`
-	}
-	if oldSpec == nil || json.Unmarshal(oldSpec.GetValue(), &mounts) != nil {
-		return files
-	}
 	same := map[string]bool{
 		"/etc/resolv.conf": reflect.DeepEqual(old.DNS, next.DNS),
 		"/etc/hosts":       reflect.DeepEqual(old.ExtraHosts, next.ExtraHosts),
 	}
+	keep := func(f ownFile) bool { return f.Own && same[f.Target] }
+	if !slices.ContainsFunc(files, keep) {
+		return files // nothing to look for in the old spec, which is big to decode
+	}
+	mounts := specMounts(oldSpec)
 	out := slices.Clone(files)
 	for i, f := range out {
-		if !f.Own || !same[f.Target] {
+		if !keep(f) {
 			continue
 		}
-		for _, m := range mounts.Mounts {
+		for _, m := range mounts {
 			if m.Destination == f.Target && filepath.Dir(m.Source) == e.ownDir(id) {
 				out[i].Path, out[i].Data = m.Source, nil
 			}
@@ -219,9 +221,8 @@ func ownFilePaths(files []ownFile) []string {
 	return out
 }
 
-// specMountSources are the sources of the mounts of a runtime spec; nil
-// when it cannot be read.
-func specMountSources(spec typeurl.Any) []string {
+// specMounts are the mounts of a runtime spec; nil when it cannot be read.
+func specMounts(spec typeurl.Any) []specs.Mount {
 	if spec == nil {
 		return nil
 	}
@@ -231,8 +232,13 @@ func specMountSources(spec typeurl.Any) []string {
 	if json.Unmarshal(spec.GetValue(), &s) != nil {
 		return nil
 	}
-	out := make([]string, 0, len(s.Mounts))
-	for _, m := range s.Mounts {
+	return s.Mounts
+}
+
+// specMountSources are the sources of the mounts of a runtime spec.
+func specMountSources(spec typeurl.Any) []string {
+	var out []string
+	for _, m := range specMounts(spec) {
 		out = append(out, m.Source)
 	}
 	return out
