@@ -337,9 +337,7 @@ func containerFromState(ctx context.Context, st engine.State, prior containerMod
 	m.Healthcheck = healthcheckToObject(ctx, st.Spec.Healthcheck, prior.Healthcheck, &diags)
 	m.Upgrade = upgradeToObject(ctx, st.Spec.Upgrade, &diags)
 	m.serviceModel = serviceFromSpec(ctx, st.Spec, prior.serviceModel, &diags)
-	if m.Timeouts.IsUnknown() || m.Timeouts.Object.AttributeTypes(ctx) == nil {
-		m.Timeouts = timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes(ctx, containerTimeouts))}
-	}
+	m.Timeouts = timeoutsOrNull(ctx, m.Timeouts, containerTimeouts)
 	return m, diags
 }
 

@@ -254,6 +254,15 @@ func timeoutsAttrTypes(ctx context.Context, opts timeouts.Opts) map[string]attr.
 	return t.AttributeTypes()
 }
 
+// timeoutsOrNull is v, or a null timeouts object of opts when v is unknown
+// or has no type (a model built from nothing, on import).
+func timeoutsOrNull(ctx context.Context, v timeouts.Value, opts timeouts.Opts) timeouts.Value {
+	if v.IsUnknown() || v.Object.AttributeTypes(ctx) == nil {
+		return timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes(ctx, opts))}
+	}
+	return v
+}
+
 func (r *containerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
 }

@@ -182,9 +182,7 @@ func (m imageModel) fromEngine(ctx context.Context, img engine.Image, diags *dia
 	if m.KeepLocally.IsNull() || m.KeepLocally.IsUnknown() {
 		m.KeepLocally = types.BoolValue(false)
 	}
-	if m.Timeouts.IsUnknown() || m.Timeouts.Object.AttributeTypes(ctx) == nil {
-		m.Timeouts = timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes(ctx, imageTimeouts))}
-	}
+	m.Timeouts = timeoutsOrNull(ctx, m.Timeouts, imageTimeouts)
 	return m
 }
 
