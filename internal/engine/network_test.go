@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -215,5 +216,45 @@ func TestFixedAddressRollBack(t *testing.T) {
 	files, err := os.ReadDir(filepath.Join(env.DataRoot, "containers", env.Namespace, spec.Name, "files"))
 	if err != nil || len(files) != 1 {
 		t.Fatalf("the container's own files after the rollback: %v (%v), want the old upload only", files, err)
+	}
+}
+
+// Two engines (two pouch processes) creating containers with the same
+// fixed address at once: one gets it, the other is refused, and nothing of
+// the refused one is left.
+func TestFixedAddressRace(t *testing.T) {
+	e, env := newEngine(t)
+	env.ImportImage(t, versionImage("fixed-race", "v1"))
+	engines := []*engine.Engine{e, mustNew(t, envOptions(env))}
+	ip := addressIn(t, env.Subnet, 230)
+	errs := make([]error, len(engines))
+	var wg sync.WaitGroup
+	for i, eng := range engines {
+		wg.Go(func() {
+			_, errs[i] = eng.Create(context.Background(), engine.ContainerSpec{Name: fmt.Sprintf("eng-fixed-race-%d", i),
+				Image: "pouchtest/fixed-race:v1", Running: true, IPv4Address: ip})
+		})
+	}
+	wg.Wait()
+	var won []string
+	for i, err := range errs {
+		name := fmt.Sprintf("eng-fixed-race-%d", i)
+		if err == nil {
+			won = append(won, name)
+			t.Cleanup(func() { _ = e.Delete(context.Background(), name) })
+			continue
+		}
+		if !errors.Is(err, engine.ErrInvalidSpec) || !strings.Contains(err.Error(), ip) {
+			t.Errorf("%s: %v, want a refusal naming %s", name, err, ip)
+		}
+		if _, err := e.Inspect(context.Background(), name); !errors.Is(err, engine.ErrNotFound) {
+			t.Errorf("the refused %s is left: %v", name, err)
+		}
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d containers got %s, want exactly one: %v", len(won), ip, errs)
+	}
+	if st, err := e.Inspect(context.Background(), won[0]); err != nil || st.IPAddress != ip {
+		t.Fatalf("%s: %v, address %s, want %s", won[0], err, st.IPAddress, ip)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pouch/terraform-provider-pouch/internal/imagebuild"
+
 	"github.com/pouch/terraform-provider-pouch/internal/engine"
 	"github.com/pouch/terraform-provider-pouch/internal/testenv"
 )
@@ -358,5 +360,25 @@ func TestResourceLikeChangesRestart(t *testing.T) {
 		if env.TaskPID(t, spec.Name) == pid || !step.check() {
 			t.Fatalf("%s: not applied by a restart", step.name)
 		}
+	}
+}
+
+// An image whose upload directory is a symlink to a host directory gets
+// the upload inside its own root filesystem: the host directory stays
+// empty.
+func TestUploadThroughAHostileSymlink(t *testing.T) {
+	e, env := newEngine(t)
+	hostDir := t.TempDir()
+	img := versionImage("uploads-hostile", "v1")
+	img.Entries = []imagebuild.Entry{{Path: "/etc/app", Type: imagebuild.Symlink, Target: hostDir}}
+	env.ImportImage(t, img)
+	spec := engine.ContainerSpec{Name: "eng-uploads-hostile", Image: img.Name, Running: true, NetworkMode: engine.NetworkNone,
+		Uploads: []engine.Upload{{File: "/etc/app/app.conf", Content: []byte("inside")}}}
+	create(t, e, spec)
+	if got := mustExec(t, env, spec.Name, "cat", "/etc/app/app.conf"); got != "inside" {
+		t.Fatalf("the upload in the container: %q", got)
+	}
+	if entries, err := os.ReadDir(hostDir); err != nil || len(entries) != 0 {
+		t.Fatalf("the host directory the image's symlink names: %v (%v), want it untouched", entries, err)
 	}
 }
