@@ -100,19 +100,24 @@ func (a *agent) handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Req
 	if err := decode(req, &p); err != nil {
 		return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeInvalidParams, Message: err.Error()}
 	}
-	// Not the connection's context: the work goes on if the connection
-	// drops, bounded by the provider's deadline.
-	ctx := context.WithValue(context.Background(), callKey{}, p.Call)
-	if !p.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, p.Deadline)
-		defer cancel()
-	}
+	ctx, cancel := callContext(p)
+	defer cancel()
 	result, err := a.call(ctx, e, req)
 	if err != nil {
 		return nil, toRPCError(err)
 	}
 	return result, nil
+}
+
+// callContext is the context of the engine work of call p: not the
+// connection's (the work goes on if the connection drops), bounded by the
+// provider's deadline, and naming the call for its log lines.
+func callContext(p callParams) (context.Context, context.CancelFunc) {
+	ctx := context.WithValue(context.Background(), callKey{}, p.Call)
+	if p.Deadline.IsZero() {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, p.Deadline)
 }
 
 // call runs one of the engine's methods.
@@ -151,7 +156,7 @@ func (a *agent) call(ctx context.Context, e *engine.Engine, req *jsonrpc2.Reques
 			if p.Spec == nil {
 				return nil, fmt.Errorf("%s: the first piece of an upload names no image", req.Method)
 			}
-			upload = a.uploads.begin(e, p.Call, *p.Spec, p.Deadline)
+			upload = a.uploads.begin(e, p.callParams, *p.Spec)
 		}
 		return upload, a.uploads.write(upload, p.Data)
 	case methodInspectAll:

@@ -41,18 +41,15 @@ type uploads struct {
 }
 
 // begin starts importing spec's image from an archive that importUpload
-// calls send, and returns the upload's name. The import is bounded by
-// deadline (zero: none), not by the call that began it.
-func (u *uploads) begin(e *engine.Engine, call string, spec engine.ImageSpec, deadline time.Time) string {
+// calls send, and returns the upload's name. The import is bounded by the
+// deadline of the call that began it (p), not by its end.
+func (u *uploads) begin(e *engine.Engine, p callParams, spec engine.ImageSpec) string {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	name := hex.EncodeToString(id[:])
 	r, w := io.Pipe()
 	up := &upload{w: w, done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), callKey{}, call))
-	if !deadline.IsZero() {
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-	}
+	ctx, cancel := callContext(p)
 	go func() {
 		defer cancel()
 		up.img, up.err = e.ImportImage(ctx, spec, r)
