@@ -327,6 +327,11 @@ func TestKillSessions(t *testing.T) {
 		t.Fatalf("session ended before KillSessions: %v", err)
 	default:
 	}
+	// The sleep is listed once its environment can be read: wait for that
+	// (it may be in the middle of its exec), with a deadline.
+	for deadline := time.Now().Add(10 * time.Second); !slices.Contains(s.Started(), pid) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if started := s.Started(); !slices.Contains(started, pid) || !slices.Equal(started, Marked(s.Dir)) {
 		t.Fatalf("Started() = %v, Marked = %v, want them to list the sleep %d", started, Marked(s.Dir), pid)
 	}
